@@ -1,0 +1,28 @@
+"""anymal: turn a frozen, optionally quantised LLaMA-2-class LLM into an any-modality model (AnyMAL)."""
+
+from anymal.config import AnyMALConfig, LLMConfig, PluginConfig, QuantizationConfig
+from anymal.errors import AnyMALError, CheckpointError, ConfigError, DataError, InputError, PluginError
+from anymal.plugin import AlignmentTask, ModalityPlugin, PretrainingTask
+from anymal.registry import get_plugin, list_plugins, register_plugin, unregister_plugin
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlignmentTask",
+    "AnyMALConfig",
+    "AnyMALError",
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "InputError",
+    "LLMConfig",
+    "ModalityPlugin",
+    "PluginConfig",
+    "PluginError",
+    "PretrainingTask",
+    "QuantizationConfig",
+    "get_plugin",
+    "list_plugins",
+    "register_plugin",
+    "unregister_plugin",
+]

@@ -1,0 +1,154 @@
+"""Typed, self-validating configs with JSON/YAML round trip.
+
+Dataclasses are the schema; OmegaConf does the merging, type checks and unknown-key detection, so that a YAML file
+is a partial override and ``key=value`` overrides have the last word. Per-modality configs are looked up through
+the plugin registry by their key (the plugin name), so third-party plugins bring their own config classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from anymal.errors import ConfigError
+
+T = TypeVar("T")
+
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+QUANTIZATION_MODES = ("none", "8bit", "4bit")
+
+
+def config_from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
+    """Builds dataclass ``cls`` from a (partial) dict, rejecting unknown keys and wrong types by field path."""
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.create(data or {}))
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or ""
+        path = ".".join(p for p in (where, str(key)) if p)
+        msg = str(exc).splitlines()[0]
+        raise ConfigError(f"{path or cls.__name__}: {msg}") from None
+    except (TypeError, ValueError) as exc:  # raised by __post_init__ validators
+        if isinstance(exc, ConfigError):
+            raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
+        raise ConfigError(f"{where or cls.__name__}: {exc}") from None
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain JSON-able dict of a config dataclass (nested dataclasses included)."""
+    return dataclasses.asdict(cfg)
+
+
+def _check_choice(value: str, choices: tuple[str, ...], field_name: str) -> None:
+    if value not in choices:
+        raise ConfigError(f"{field_name}={value!r}: expected one of {', '.join(choices)}")
+
+
+@dataclass
+class QuantizationConfig:
+    """How the frozen LLM is quantised by bitsandbytes (``mode='none'`` loads it unquantised)."""
+
+    mode: str = "none"
+    quant_type: str = "nf4"
+    double_quant: bool = True
+    compute_dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        _check_choice(self.mode, QUANTIZATION_MODES, "quantization.mode")
+        _check_choice(self.quant_type, ("nf4", "fp4"), "quantization.quant_type")
+        _check_choice(self.compute_dtype, ("float32", "bfloat16", "float16"), "quantization.compute_dtype")
+
+
+@dataclass
+class LLMConfig:
+    """The frozen core language model, referenced by hub id or local folder (never copied into checkpoints)."""
+
+    name_or_path: str = ""
+    tokenizer: str | None = None
+    revision: str | None = None
+    dtype: str = "float32"
+    quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
+    chat_template: str | None = None
+    apply_chat_template: bool = False
+    pad_to_multiple_of: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice(self.dtype, DTYPES, "llm.dtype")
+
+
+@dataclass
+class PluginConfig:
+    """Base of every modality plugin's config; ``plugin_type`` is the registry name of the plugin it configures."""
+
+    plugin_type: str = ""
+    num_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        if self.num_tokens < 1:
+            raise ConfigError(f"num_tokens={self.num_tokens}: expected a positive number of LLM tokens")
+
+
+@dataclass
+class AnyMALConfig:
+    """A whole model: the LLM and, per modality plugin name, that plugin's config (order = default token order)."""
+
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    modalities: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "llm": config_to_dict(self.llm),
+            "modalities": {name: config_to_dict(cfg) for name, cfg in self.modalities.items()},
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnyMALConfig:
+        """Builds the config, resolving each modality's config class through the plugin registry."""
+        from anymal.registry import get_plugin
+
+        if not isinstance(data, dict):
+            raise ConfigError(f"AnyMALConfig: expected a mapping, got {type(data).__name__}")
+        unknown = set(data) - {"llm", "modalities", "seed"}
+        if unknown:
+            raise ConfigError(f"unknown top-level config keys {sorted(unknown)}; expected llm, modalities, seed")
+        llm = config_from_dict(LLMConfig, data.get("llm"), "llm")
+        modalities = {}
+        for name, sub in (data.get("modalities") or {}).items():
+            if dataclasses.is_dataclass(sub):
+                sub = config_to_dict(sub)
+            plugin_cls = get_plugin((sub or {}).get("plugin_type") or name)
+            sub = dict(sub or {}, plugin_type=plugin_cls.name)
+            modalities[name] = config_from_dict(plugin_cls.config_class, sub, f"modalities.{name}")
+        seed = data.get("seed", 0)
+        if not isinstance(seed, int):
+            raise ConfigError(f"seed={seed!r}: expected an integer")
+        return cls(llm=llm, modalities=modalities, seed=seed)
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> AnyMALConfig:
+        """Reads a JSON or YAML config file."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
+        return cls.from_dict(data or {})

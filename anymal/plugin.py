@@ -1,0 +1,142 @@
+"""The modality plugin contract: everything modality-specific lives behind this interface.
+
+The core (fusion, model, generation, checkpoints, training) only ever sees tensors: a plugin turns one raw input
+into encoder inputs (``preprocess``), batches them (``collate``), runs its frozen encoder (``encode``) and its
+trainable projector (``project``), which returns ``[n_items, num_tokens, llm_dim]`` LLM input embeddings.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from anymal.config import PluginConfig
+from anymal.errors import ConfigError
+
+Batch = Any  # a tensor or a dict of tensors: whatever a plugin's collate() returns
+
+DEFAULT_CAPTION_INSTRUCTIONS = (
+    "Describe this {modality} briefly.",
+    "What is in this {modality}?",
+    "Write a short caption for the {modality}.",
+    "Give a one-sentence description of the {modality}.",
+)
+
+
+@dataclass(frozen=True)
+class AlignmentTask:
+    """The stage-1 recipe of a modality: captions predicted from modality tokens with the LLM frozen.
+
+    ``instructions`` is the pool a training example samples its captioning instruction from; ``{modality}`` is
+    replaced by the plugin's human-readable noun.
+    """
+
+    modality: str
+    instructions: tuple[str, ...] = DEFAULT_CAPTION_INSTRUCTIONS
+    loss: str = "next_token"
+    noun: str = ""
+
+    def instruction_pool(self) -> list[str]:
+        noun = self.noun or self.modality
+        return [text.format(modality=noun) for text in self.instructions]
+
+
+@dataclass(frozen=True)
+class PretrainingTask:
+    """An encoder pretraining task a plugin declares (e.g. IMU-to-text contrastive); run by ``anymal.train``."""
+
+    name: str
+    description: str
+    run: Any = field(compare=False)  # callable(plugin, config: dict) -> dict of metrics
+
+
+class ModalityPlugin(abc.ABC):
+    """Base class of an input modality. Subclasses set ``name`` and ``config_class`` and implement the hooks."""
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type[PluginConfig]] = PluginConfig
+    noun: ClassVar[str] = ""  # human-readable name used in instructions ("image", "audio clip", ...)
+
+    def __init__(self, config: PluginConfig | None = None) -> None:
+        if config is None:
+            config = self.config_class(plugin_type=self.name)
+        if not isinstance(config, self.config_class):
+            raise ConfigError(
+                f"plugin {self.name!r} expects a {self.config_class.__name__}, got {type(config).__name__}"
+            )
+        self.config = config
+
+    @property
+    def placeholder(self) -> str:
+        """The prompt text that marks where this modality's tokens go, e.g. ``<image>``."""
+        return f"<{self.name}>"
+
+    @property
+    def num_tokens(self) -> int:
+        """How many LLM input embeddings one item of this modality becomes."""
+        return self.config.num_tokens
+
+    # --- encoder -------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def build_encoder(self) -> nn.Module:
+        """The pretrained, text-aligned encoder. The core freezes it and puts it in eval mode."""
+
+    def encoder_key(self) -> str | None:
+        """Plugins whose encoders have equal keys share one encoder instance in a model (``None``: never share)."""
+        return None
+
+    @abc.abstractmethod
+    def encode(self, encoder: nn.Module, batch: Batch) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Frozen features for a collated batch; called under ``torch.no_grad`` by the core."""
+
+    # --- projector -----------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def build_projector(self, llm_dim: int) -> nn.Module:
+        """The trainable module mapping encoder features to ``[n, num_tokens, llm_dim]``."""
+
+    def project(self, projector: nn.Module, features: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        """Runs the projector on encoder features; override when features are a dict."""
+        return projector(features)
+
+    # --- data ----------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def preprocess(self, raw: Any) -> Batch:
+        """One raw input (path, bytes, array, tensor, ...) to encoder inputs; raises ``InputError`` on bad input."""
+
+    def collate(self, items: list[Batch]) -> Batch:
+        """Batches preprocessed items. The default stacks tensors (and dicts of tensors key by key)."""
+        first = items[0]
+        if isinstance(first, dict):
+            return {key: torch.stack([item[key] for item in items]) for key in first}
+        return torch.stack(items)
+
+    def is_single_input(self, raw: Any) -> bool:
+        """Whether ``raw`` is one input (as opposed to a list of inputs). Override for tuple-shaped inputs."""
+        return not isinstance(raw, list)
+
+    # --- training ------------------------------------------------------------------------------------------
+    def alignment_task(self) -> AlignmentTask:
+        """The stage-1 (captioning) recipe for this modality."""
+        return AlignmentTask(modality=self.name, noun=self.noun or self.name)
+
+    def pretraining_tasks(self) -> dict[str, PretrainingTask]:
+        """Encoder pretraining tasks this plugin offers (most plugins have none: their encoder is pretrained)."""
+        return {}
+
+    # --- testing -------------------------------------------------------------------------------------------
+    @classmethod
+    @abc.abstractmethod
+    def tiny_config(cls) -> PluginConfig:
+        """A config small enough for CPU tests, with no downloads."""
+
+    @abc.abstractmethod
+    def example_inputs(self) -> list[Any]:
+        """At least two different valid raw inputs, used by the contract test kit."""
+
+    def bad_inputs(self) -> list[Any]:
+        """Raw inputs that ``preprocess`` must reject with ``InputError`` (contract test kit)."""
+        return [object(), "/nonexistent/anymal-missing-file.bin"]
