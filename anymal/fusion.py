@@ -1,0 +1,121 @@
+"""Splicing projected modality tokens into the LLM's text embeddings.
+
+Input rows are token-id lists in which each modality item is one sentinel id (see ``processing``). Each sentinel
+expands to that item's ``[num_tokens, dim]`` projected embeddings; rows are then padded (left for generation,
+right for training) into ``inputs_embeds``, ``attention_mask`` and ``labels``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from anymal.errors import InputError
+from anymal.processing import IGNORE_INDEX, sentinel_index
+
+
+@dataclass
+class FusedInputs:
+    """What the LLM consumes: padded embeddings, attention mask and (for training) labels."""
+
+    inputs_embeds: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor | None = None
+
+
+def count_sentinels(rows: Sequence[Sequence[int]], n_modalities: int) -> list[int]:
+    """How many items of each modality (by index) the rows reference."""
+    counts = [0] * n_modalities
+    for row in rows:
+        for token in row:
+            k = sentinel_index(int(token))
+            if k >= 0:
+                counts[k] += 1
+    return counts
+
+
+def splice(
+    rows: Sequence[Sequence[int]],
+    embed_tokens: Callable[[torch.Tensor], torch.Tensor],
+    modality_tokens: Sequence[torch.Tensor | None],
+    modality_names: Sequence[str],
+    labels: Sequence[Sequence[int]] | None = None,
+    padding_side: str = "right",
+    max_length: int | None = None,
+) -> FusedInputs:
+    """Builds padded LLM inputs from sentinel rows and per-modality projected tokens.
+
+    Args:
+        rows: token ids per row; sentinel ids mark modality items, consumed in row-major order.
+        embed_tokens: the LLM's input-embedding module.
+        modality_tokens: per modality index, ``[n_items, num_tokens, dim]`` (or ``None`` when unused).
+        modality_names: names by modality index, for error messages.
+        labels: per-row labels aligned with ``rows`` (training) or ``None`` (inference).
+        padding_side: ``"left"`` for generation, ``"right"`` for training.
+        max_length: the LLM context; a longer expanded row is an ``InputError``.
+    """
+    n_mod = len(modality_names)
+    needed = count_sentinels(rows, n_mod)
+    for k, name in enumerate(modality_names):
+        have = 0 if modality_tokens[k] is None else modality_tokens[k].shape[0]
+        if needed[k] != have:
+            raise InputError(f"the batch references {needed[k]} {name} item(s) but {have} were encoded")
+
+    weight = getattr(embed_tokens, "weight", None)
+    weight_device = weight.device if weight is not None else None
+    text_dtype = weight.dtype if weight is not None and weight.is_floating_point() else None
+    used = [0] * n_mod
+    row_embeds: list[torch.Tensor] = []
+    row_labels: list[torch.Tensor] = []
+    for r, row in enumerate(rows):
+        row = [int(t) for t in row]
+        pieces: list[torch.Tensor] = []
+        piece_labels: list[torch.Tensor] = []
+        start = 0
+        for pos in range(len(row) + 1):
+            k = sentinel_index(row[pos]) if pos < len(row) else -2
+            if k == -1:
+                continue
+            if pos > start:  # a run of text tokens
+                ids = torch.tensor(row[start:pos], dtype=torch.long, device=weight_device)
+                pieces.append(embed_tokens(ids))
+                if labels is not None:
+                    piece_labels.append(torch.tensor(labels[r][start:pos], dtype=torch.long))
+            if k >= 0:
+                item = modality_tokens[k][used[k]]
+                used[k] += 1
+                pieces.append(item)
+                piece_labels.append(torch.full((item.shape[0],), IGNORE_INDEX, dtype=torch.long))
+            start = pos + 1
+        if not pieces:
+            raise InputError(f"row {r} of the batch is empty: give a prompt, input_ids or a modality input")
+        # projectors may run in fp32 while the LLM runs in bf16: modality tokens take the text embeddings' dtype
+        row_embeds.append(torch.cat([p.to(text_dtype or pieces[0].dtype) for p in pieces], dim=0))
+        if labels is not None:
+            row_labels.append(torch.cat(piece_labels, dim=0))
+
+    lengths = [e.shape[0] for e in row_embeds]
+    if max_length is not None and max(lengths) > max_length:
+        r = lengths.index(max(lengths))
+        n_mod_tokens = sum(modality_tokens[k].shape[1] for k in range(n_mod) if modality_tokens[k] is not None)
+        raise InputError(
+            f"row {r} is {lengths[r]} tokens long after expanding modality placeholders "
+            f"(modality tokens per item: {n_mod_tokens}), longer than the LLM context of {max_length} tokens; "
+            "shorten the prompt or use fewer modality inputs/tokens"
+        )
+    width = max(lengths)
+    device = row_embeds[0].device
+    embeds, masks, out_labels = [], [], []
+    for r, (emb, length) in enumerate(zip(row_embeds, lengths)):
+        pad = (0, width - length) if padding_side == "right" else (width - length, 0)
+        embeds.append(torch.nn.functional.pad(emb, (0, 0, *pad)))
+        masks.append(torch.nn.functional.pad(torch.ones(length, dtype=torch.long, device=device), pad))
+        if labels is not None:
+            out_labels.append(torch.nn.functional.pad(row_labels[r].to(device), pad, value=IGNORE_INDEX))
+    return FusedInputs(
+        inputs_embeds=torch.stack(embeds),
+        attention_mask=torch.stack(masks),
+        labels=torch.stack(out_labels) if labels is not None else None,
+    )

@@ -1,0 +1,170 @@
+"""``AnyMAL.generate``: prompts and raw modality inputs in, text out, on top of HF generation with a KV cache.
+
+A batch is a list of prompts; each modality keyword then takes a list with one entry per prompt (a single input,
+a list of inputs, or ``None``). Rows are left-padded, so greedy batched output equals per-row output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from anymal.errors import InputError
+from anymal.processing import sentinel_id
+
+
+@dataclass
+class GenerateOutput:
+    """Generated token ids (new tokens only, padded with the pad id) and their decoded texts."""
+
+    sequences: torch.Tensor
+    texts: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The text of a single-prompt call."""
+        if len(self.texts) != 1:
+            raise InputError(f"this output holds {len(self.texts)} texts; use .texts")
+        return self.texts[0]
+
+    def __str__(self) -> str:
+        return self.texts[0] if len(self.texts) == 1 else repr(self.texts)
+
+
+def _row_inputs(plugin, value: Any, n_rows: int, batched: bool, name: str) -> list[list[Any]]:
+    """Normalises a modality keyword to a list (per row) of lists (per item) of raw inputs."""
+    if value is None:
+        return [[] for _ in range(n_rows)]
+    if not batched:
+        return [[value] if plugin.is_single_input(value) else list(value)]
+    if not isinstance(value, (list, tuple)) or len(value) != n_rows:
+        got = len(value) if isinstance(value, (list, tuple)) else type(value).__name__
+        raise InputError(f"{name}=: with {n_rows} prompts, give a list of {n_rows} entries (one per prompt), got {got}")
+    rows = []
+    for entry in value:
+        if entry is None:
+            rows.append([])
+        else:
+            rows.append([entry] if plugin.is_single_input(entry) else list(entry))
+    return rows
+
+
+class GenerationMixin:
+    """Adds ``generate`` to :class:`anymal.AnyMAL`."""
+
+    def _split_generate_kwargs(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        from anymal.registry import _entry_points
+
+        known = set(_entry_points())
+        modal, hf = {}, {}
+        for key, value in kwargs.items():
+            if key in self.plugins:
+                modal[key] = value
+            elif key in known:
+                raise InputError(f"{key}= was given but this model has no {key!r} modality; it has: "
+                                 f"{', '.join(self.plugins) or 'none'}")
+            else:
+                hf[key] = value
+        return modal, hf
+
+    def _rows_from_input_ids(self, input_ids: Any, attention_mask: Any, items: list[dict[str, list]]) -> list[list]:
+        from anymal.modeling import _unpad_rows
+
+        rows = _unpad_rows(torch.as_tensor(input_ids) if not isinstance(input_ids, list) else input_ids,
+                           attention_mask)
+        bos = getattr(self.tokenizer, "bos_token_id", None) if self.tokenizer is not None else None
+        if bos is None:
+            bos = getattr(self.llm.config, "bos_token_id", None)
+        out = []
+        for row, row_items in zip(rows, items):
+            sentinels = [sentinel_id(k) for k, name in enumerate(self.plugins) for _ in row_items.get(name, [])]
+            present = [t for t in row if t <= -1000]
+            if present and sentinels and len(present) != len(sentinels):
+                raise InputError("input_ids carry a different number of modality sentinels than inputs given")
+            if present or not sentinels:
+                out.append(list(row))
+            else:  # no sentinels: modality tokens go first (after BOS), in the model's modality order
+                head = 1 if row and row[0] == bos else 0
+                out.append(list(row[:head]) + sentinels + list(row[head:]))
+        return out
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: str | Sequence[str] | None = None,
+        *,
+        input_ids: torch.Tensor | Sequence[Sequence[int]] | None = None,
+        attention_mask: torch.Tensor | None = None,
+        chat: bool | None = None,
+        skip_special_tokens: bool = True,
+        **kwargs: Any,
+    ) -> GenerateOutput:
+        """Generates text conditioned on a prompt (or token ids) and any of the model's modality inputs.
+
+        Args:
+            prompt: one prompt or a list (a batch). Placeholders like ``<image>`` fix where each input's tokens go;
+                without them, a modality's tokens go before the text, in the model's modality order.
+            input_ids: token ids instead of a prompt (as in HF ``generate``); modality tokens go after BOS.
+            attention_mask: with padded ``input_ids``.
+            chat: wrap the prompt in the tokenizer's chat template (default: ``config.llm.apply_chat_template``).
+            **kwargs: modality inputs by plugin name (``image=...``, ``audio=...``), then any HF generation
+                argument (``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``, ``streamer``, ...).
+        """
+        modal_kwargs, hf_kwargs = self._split_generate_kwargs(kwargs)
+        if (prompt is None) == (input_ids is None):
+            raise InputError("give exactly one of prompt= or input_ids=")
+        batched = isinstance(prompt, (list, tuple)) or (
+            input_ids is not None and not (isinstance(input_ids, torch.Tensor) and input_ids.dim() == 1)
+        )
+        if prompt is not None:
+            prompts = list(prompt) if batched else [prompt]
+            for i, text in enumerate(prompts):
+                if not isinstance(text, str):
+                    raise InputError(f"prompt[{i}]: expected a string, got {type(text).__name__}")
+            n_rows = len(prompts)
+        else:
+            n_rows = len(input_ids) if batched else 1
+        if n_rows == 0:
+            raise InputError("prompt is an empty list: nothing to generate")
+
+        per_row: list[dict[str, list]] = [{} for _ in range(n_rows)]
+        for name, value in modal_kwargs.items():
+            for r, items in enumerate(_row_inputs(self.plugins[name], value, n_rows, batched, name)):
+                per_row[r][name] = items
+
+        use_chat = self.config.llm.apply_chat_template if chat is None else chat
+        if prompt is not None:
+            rows = [
+                self.prompt_encoder.encode_prompt(
+                    text, {k: len(v) for k, v in row.items()}, chat=use_chat,
+                    where=f"prompt[{r}]" if batched else "prompt",
+                )
+                for r, (text, row) in enumerate(zip(prompts, per_row))
+            ]
+        else:
+            rows = self._rows_from_input_ids(input_ids, attention_mask, per_row)
+
+        batches = {}
+        for name in self.plugins:
+            raws = [raw for row in per_row for raw in row.get(name, [])]
+            if raws:
+                batches[name] = self.preprocess(name, raws)
+        fused = self.fuse(rows, batches, padding_side="left")
+        hf_kwargs.setdefault("pad_token_id", self._pad_token_id())
+        sequences = self.llm.generate(
+            inputs_embeds=fused.inputs_embeds, attention_mask=fused.attention_mask, **hf_kwargs
+        )
+        texts = []
+        if self.tokenizer is not None:
+            texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=skip_special_tokens)
+        return GenerateOutput(sequences=sequences, texts=texts)
+
+    def _pad_token_id(self) -> int | None:
+        if self.tokenizer is not None and self.tokenizer.pad_token_id is not None:
+            return self.tokenizer.pad_token_id
+        config = self.llm.generation_config
+        eos = config.eos_token_id
+        return config.pad_token_id if config.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)

@@ -1,0 +1,234 @@
+"""The AnyMAL model: a frozen LLM plus, per modality plugin, a frozen encoder and a trainable projector."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from anymal.config import AnyMALConfig
+from anymal.errors import InputError
+from anymal.fusion import FusedInputs, splice
+from anymal.generation import GenerationMixin
+from anymal.llm import freeze, llm_context_length, llm_hidden_size, load_llm, load_tokenizer
+from anymal.plugin import ModalityPlugin
+from anymal.processing import PromptEncoder
+from anymal.registry import get_plugin
+
+
+def move_to(batch: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
+    """Moves tensors (also inside dicts/lists) to ``device``; floating tensors are cast to ``dtype`` if given."""
+    if isinstance(batch, torch.Tensor):
+        if dtype is not None and batch.is_floating_point():
+            return batch.to(device=device, dtype=dtype)
+        return batch.to(device)
+    if isinstance(batch, Mapping):
+        return {k: move_to(v, device, dtype) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(v, device, dtype) for v in batch)
+    return batch
+
+
+def _module_device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
+    for tensor in (*module.parameters(), *module.buffers()):
+        if tensor.is_floating_point():
+            return tensor.device, tensor.dtype
+    return torch.device("cpu"), torch.float32
+
+
+class AnyMAL(GenerationMixin, nn.Module):
+    """A frozen causal LM that reads modality tokens produced by per-plugin encoders and projectors.
+
+    Build it from a config (the LLM is loaded by reference), or pass an already loaded ``llm``/``tokenizer``.
+    Only the projectors are trainable unless LoRA is added; ``trainable_summary()`` shows the split.
+    """
+
+    def __init__(self, config: AnyMALConfig, llm: nn.Module | None = None, tokenizer: Any = None) -> None:
+        super().__init__()
+        self.config = config
+        self.llm = freeze(llm) if llm is not None else load_llm(config.llm)
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.llm)
+        self.plugins: dict[str, ModalityPlugin] = {}
+        self.encoders = nn.ModuleDict()
+        self.projectors = nn.ModuleDict()
+        llm_dim = llm_hidden_size(self.llm)
+        shared: dict[str, nn.Module] = {}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)  # projector init is reproducible from the config alone
+            for name, plugin_config in config.modalities.items():
+                plugin = get_plugin(plugin_config.plugin_type or name)(plugin_config)
+                self.plugins[name] = plugin
+                key = plugin.encoder_key()
+                if key is not None and key in shared:
+                    encoder = shared[key]  # e.g. video reuses the image encoder: one copy in memory
+                else:
+                    encoder = freeze(plugin.build_encoder())
+                    if key is not None:
+                        shared[key] = encoder
+                self.encoders[name] = encoder
+                self.projectors[name] = plugin.build_projector(llm_dim)
+        device = self.llm.get_input_embeddings().weight.device
+        self.encoders.to(device)
+        self.projectors.to(device)
+        self.prompt_encoder = PromptEncoder(self.tokenizer, list(self.plugins))
+
+    # --- parameters ----------------------------------------------------------------------------------------
+    @property
+    def modality_names(self) -> list[str]:
+        return list(self.plugins)
+
+    @property
+    def device(self) -> torch.device:
+        return self.llm.get_input_embeddings().weight.device
+
+    def train(self, mode: bool = True) -> AnyMAL:
+        """Switches projectors (and adapters) to training mode; frozen encoders stay in eval mode."""
+        super().train(mode)
+        self.encoders.eval()
+        return self
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights a checkpoint stores: every parameter that requires grad plus projector buffers."""
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        state = self.state_dict()
+        keep = {k for k in state if k in trainable or k.startswith("projectors.")}
+        return {k: state[k] for k in sorted(keep)}
+
+    def trainable_summary(self) -> dict[str, dict[str, int]]:
+        """Trainable and frozen parameter counts by part: ``llm``, ``encoder``, ``projector`` (shared counted once)."""
+        summary = {part: {"trainable": 0, "frozen": 0} for part in ("llm", "encoder", "projector")}
+        seen: set[int] = set()
+        for name, param in self.named_parameters(remove_duplicate=False):
+            if id(param) in seen:
+                continue
+            seen.add(id(param))
+            part = {"llm": "llm", "encoders": "encoder", "projectors": "projector"}[name.split(".", 1)[0]]
+            summary[part]["trainable" if param.requires_grad else "frozen"] += param.numel()
+        return summary
+
+    def print_trainable_parameters(self) -> None:
+        """Prints the trainable/frozen split (the PEFT-style one-liner, per part)."""
+        for part, counts in self.trainable_summary().items():
+            total = counts["trainable"] + counts["frozen"]
+            share = 100 * counts["trainable"] / total if total else 0.0
+            print(f"{part:9s} trainable {counts['trainable']:>13,d} / {total:>14,d} ({share:.2f}%)")
+
+    # --- modality encoding ---------------------------------------------------------------------------------
+    def preprocess(self, name: str, raws: Sequence[Any]) -> Any:
+        """Preprocesses and collates raw inputs of one modality (what a data loader worker does)."""
+        plugin = self._plugin(name)
+        return plugin.collate([plugin.preprocess(raw) for raw in raws])
+
+    @torch.no_grad()
+    def encode_features(self, name: str, batch: Any) -> Any:
+        """Frozen encoder features of a collated batch (cacheable: they never change during training)."""
+        encoder = self.encoders[name]
+        device, dtype = _module_device_dtype(encoder)
+        return self.plugins[name].encode(encoder, move_to(batch, device, dtype))
+
+    def project_features(self, name: str, features: Any) -> torch.Tensor:
+        """Projector output ``[n, num_tokens, llm_dim]`` for encoder features (the trainable part)."""
+        projector = self.projectors[name]
+        device, dtype = _module_device_dtype(projector)
+        tokens = self.plugins[name].project(projector, move_to(features, device, dtype))
+        expected = self.plugins[name].num_tokens
+        if tokens.dim() != 3 or tokens.shape[1] != expected:
+            raise InputError(
+                f"plugin {name!r} projected to shape {tuple(tokens.shape)}; expected [n, {expected}, llm_dim]"
+            )
+        return tokens
+
+    def _plugin(self, name: str) -> ModalityPlugin:
+        if name not in self.plugins:
+            raise InputError(f"this model has no {name!r} modality; it has: {', '.join(self.plugins) or 'none'}")
+        return self.plugins[name]
+
+    def modality_tokens(
+        self,
+        batches: Mapping[str, Any] | None = None,
+        features: Mapping[str, Any] | None = None,
+    ) -> list[torch.Tensor | None]:
+        """Projected tokens per modality index, from collated batches or from precomputed encoder features."""
+        batches, features = dict(batches or {}), dict(features or {})
+        for name in (*batches, *features):
+            self._plugin(name)
+        out: list[torch.Tensor | None] = []
+        for name in self.plugins:
+            if name in features:
+                out.append(self.project_features(name, features[name]))
+            elif name in batches and batches[name] is not None:
+                out.append(self.project_features(name, self.encode_features(name, batches[name])))
+            else:
+                out.append(None)
+        return out
+
+    def fuse(
+        self,
+        rows: Sequence[Sequence[int]],
+        batches: Mapping[str, Any] | None = None,
+        features: Mapping[str, Any] | None = None,
+        labels: Sequence[Sequence[int]] | None = None,
+        padding_side: str = "right",
+    ) -> FusedInputs:
+        """LLM inputs for sentinel rows: encode and project each modality, then splice into text embeddings."""
+        return splice(
+            rows,
+            self.llm.get_input_embeddings(),
+            self.modality_tokens(batches, features),
+            self.modality_names,
+            labels=labels,
+            padding_side=padding_side,
+            max_length=llm_context_length(self.llm),
+        )
+
+    # --- training forward --------------------------------------------------------------------------------------
+    def forward(
+        self,
+        input_ids: torch.Tensor | Sequence[Sequence[int]],
+        labels: torch.Tensor | Sequence[Sequence[int]] | None = None,
+        attention_mask: torch.Tensor | None = None,
+        modality_inputs: Mapping[str, Any] | None = None,
+        modality_features: Mapping[str, Any] | None = None,
+        **llm_kwargs: Any,
+    ):
+        """Next-token loss on target tokens only (prompt, modality and pad positions are ignored).
+
+        ``input_ids`` rows carry one sentinel id per modality item (see ``anymal.processing``); padded tensors
+        are unpadded with ``attention_mask`` first. ``modality_inputs`` are collated batches per modality, or
+        ``modality_features`` precomputed encoder features (the feature cache).
+        """
+        rows = _unpad_rows(input_ids, attention_mask)
+        label_rows = _unpad_rows(labels, attention_mask) if labels is not None else None
+        fused = self.fuse(rows, modality_inputs, modality_features, labels=label_rows, padding_side="right")
+        return self.llm(
+            inputs_embeds=fused.inputs_embeds,
+            attention_mask=fused.attention_mask,
+            labels=fused.labels,
+            **llm_kwargs,
+        )
+
+    # --- checkpoints -------------------------------------------------------------------------------------------
+    def save_pretrained(self, path: str, **kwargs: Any) -> None:
+        """Writes the config, trainable weights (safetensors), tokenizer and base-model fingerprints atomically."""
+        from anymal.checkpoint import save_pretrained
+
+        save_pretrained(self, path, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, path: str, **kwargs: Any) -> AnyMAL:
+        """Rebuilds a saved model; see :func:`anymal.checkpoint.load_pretrained` for the options."""
+        from anymal.checkpoint import load_pretrained
+
+        return load_pretrained(path, model_class=cls, **kwargs)
+
+
+def _unpad_rows(ids: Any, attention_mask: torch.Tensor | None) -> list[list[int]]:
+    if isinstance(ids, torch.Tensor):
+        if ids.dim() == 1:
+            ids = ids.unsqueeze(0)
+        if attention_mask is None:
+            return ids.tolist()
+        return [row[mask.bool()].tolist() for row, mask in zip(ids, attention_mask)]
+    return [list(row) for row in ids]

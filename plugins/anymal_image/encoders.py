@@ -1,0 +1,165 @@
+"""Frozen vision towers (open_clip or HF CLIP/SigLIP) that return one layer's patch-token features."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from anymal.errors import ConfigError
+from anymal_image.config import ImagePluginConfig
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def encoder_key(config: ImagePluginConfig) -> str:
+    """Identity of the vision tower a config builds: plugins with equal keys can share one instance."""
+    fields = [config.backend, config.model_name, config.pretrained, config.model_config, config.init_seed]
+    return "vision:" + hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+# --- open_clip -----------------------------------------------------------------------------------------------
+def _open_clip_model_name(config: ImagePluginConfig) -> str:
+    """Registers a custom architecture with open_clip (through a JSON file, its public API) when one is given."""
+    import open_clip
+
+    if config.model_config is None:
+        return config.model_name
+    cfg = dict(config.model_config)
+    cfg.setdefault("text_cfg", {"context_length": 8, "vocab_size": 64, "width": 8, "heads": 1, "layers": 1})
+    cfg.setdefault("embed_dim", cfg["vision_cfg"].get("width", 64))
+    digest = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
+    name = f"anymal-custom-{digest}"
+    if open_clip.get_model_config(name) is None:
+        folder = Path(tempfile.gettempdir()) / "anymal-open-clip-configs"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.json"
+        path.write_text(json.dumps(cfg))
+        open_clip.add_model_config(path)
+    return name
+
+
+def _open_clip_preprocess(config: ImagePluginConfig) -> dict[str, Any]:
+    import open_clip
+
+    name = _open_clip_model_name(config)
+    model_cfg = open_clip.get_model_config(name)
+    if model_cfg is None:
+        raise ConfigError(f"model_name={config.model_name!r}: unknown open_clip architecture")
+    size = model_cfg["vision_cfg"]["image_size"]
+    pre = {"image_size": size, "mean": OPENAI_MEAN, "std": OPENAI_STD, "interpolation": "bicubic",
+           "resize_mode": "shortest"}
+    if config.pretrained and not Path(config.pretrained).exists():
+        tag_cfg = open_clip.get_pretrained_cfg(config.model_name, config.pretrained)
+        if not tag_cfg:
+            raise ConfigError(f"pretrained={config.pretrained!r}: not an open_clip tag for {config.model_name} "
+                              "and not an existing file")
+        pre.update({k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg})
+    return pre
+
+
+class OpenClipTower(nn.Module):
+    """An open_clip ``VisionTransformer`` (text tower dropped) returning features of ``feature_layer``."""
+
+    def __init__(self, config: ImagePluginConfig) -> None:
+        super().__init__()
+        import open_clip
+
+        name = _open_clip_model_name(config)
+        pretrained = config.pretrained
+        model = _seeded(config.init_seed, lambda: open_clip.create_model(name, pretrained=pretrained))
+        self.visual = model.visual
+        self.n_blocks = len(self.visual.transformer.resblocks)
+        self.layer = config.feature_layer % self.n_blocks
+        self.keep_cls = config.keep_cls_token
+        self.out_dim = self.visual.transformer.width
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        out = self.visual.forward_intermediates(
+            pixel_values, indices=[self.layer], intermediates_only=True, output_fmt="NLC",
+            output_extra_tokens=self.keep_cls,
+        )
+        tokens = out["image_intermediates"][0]
+        if self.keep_cls:
+            tokens = torch.cat([out["image_intermediates_prefix"][0], tokens], dim=1)
+        return tokens
+
+
+# --- HF transformers -------------------------------------------------------------------------------------------
+def _hf_classes(model_type: str):
+    from transformers import CLIPVisionConfig, CLIPVisionModel, SiglipVisionConfig, SiglipVisionModel
+
+    if model_type in ("clip", "clip_vision_model"):
+        return CLIPVisionConfig, CLIPVisionModel
+    if model_type in ("siglip", "siglip_vision_model"):
+        return SiglipVisionConfig, SiglipVisionModel
+    raise ConfigError(f"HF vision backend: model_type {model_type!r} is not supported (use CLIP or SigLIP)")
+
+
+class HFVisionTower(nn.Module):
+    """A transformers ``CLIPVisionModel``/``SiglipVisionModel`` returning hidden states of ``feature_layer``."""
+
+    def __init__(self, config: ImagePluginConfig) -> None:
+        super().__init__()
+        if config.model_config is not None:
+            cfg = dict(config.model_config)
+            config_cls, model_cls = _hf_classes(cfg.pop("model_type", "clip_vision_model"))
+            self.model = _seeded(config.init_seed, lambda: model_cls(config_cls(**cfg)))
+        else:
+            from transformers import AutoConfig
+
+            model_type = AutoConfig.from_pretrained(config.model_name).model_type
+            _, model_cls = _hf_classes(model_type)
+            try:
+                self.model = model_cls.from_pretrained(config.model_name)
+            except OSError as exc:
+                raise ConfigError(f"model_name={config.model_name!r}: cannot load vision tower ({exc})") from None
+        self.has_cls = "clip" in self.model.config.model_type
+        self.layer = config.feature_layer
+        self.keep_cls = config.keep_cls_token
+        self.out_dim = self.model.config.hidden_size
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        hidden = self.model(pixel_values=pixel_values, output_hidden_states=True).hidden_states[self.layer]
+        return hidden if (self.keep_cls or not self.has_cls) else hidden[:, 1:]
+
+
+def build_tower(config: ImagePluginConfig) -> nn.Module:
+    return OpenClipTower(config) if config.backend == "open_clip" else HFVisionTower(config)
+
+
+def build_transform(config: ImagePluginConfig) -> Callable:
+    """The encoder's own eval transform: PIL image -> ``[3, H, W]`` float tensor."""
+    if config.backend == "open_clip":
+        import open_clip
+
+        pre = _open_clip_preprocess(config)
+        return open_clip.image_transform(
+            pre["image_size"], is_train=False, mean=pre["mean"], std=pre["std"],
+            interpolation=pre["interpolation"], resize_mode=pre["resize_mode"],
+        )
+    if config.model_config is not None:
+        from transformers import CLIPImageProcessor, SiglipImageProcessor
+
+        size = config.model_config.get("image_size", 224)
+        if "siglip" in config.model_config.get("model_type", "clip"):
+            processor = SiglipImageProcessor(size={"height": size, "width": size})
+        else:
+            processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    else:
+        from transformers import AutoImageProcessor
+
+        processor = AutoImageProcessor.from_pretrained(config.model_name)
+    return lambda image: processor(images=image, return_tensors="pt")["pixel_values"][0]
