@@ -18,7 +18,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from anymal.errors import ConfigError
+from anymal.errors import ConfigError, PluginError
 
 T = TypeVar("T")
 
@@ -128,7 +128,10 @@ class AnyMALConfig:
         for name, sub in (data.get("modalities") or {}).items():
             if dataclasses.is_dataclass(sub):
                 sub = config_to_dict(sub)
-            plugin_cls = get_plugin((sub or {}).get("plugin_type") or name)
+            try:
+                plugin_cls = get_plugin((sub or {}).get("plugin_type") or name)
+            except PluginError as exc:
+                raise ConfigError(f"modalities.{name}: {exc}") from None
             sub = dict(sub or {}, plugin_type=plugin_cls.name)
             modalities[name] = config_from_dict(plugin_cls.config_class, sub, f"modalities.{name}")
         seed = data.get("seed", 0)

@@ -116,9 +116,10 @@ class GenerationMixin:
         modal_kwargs, hf_kwargs = self._split_generate_kwargs(kwargs)
         if (prompt is None) == (input_ids is None):
             raise InputError("give exactly one of prompt= or input_ids=")
-        batched = isinstance(prompt, (list, tuple)) or (
-            input_ids is not None and not (isinstance(input_ids, torch.Tensor) and input_ids.dim() == 1)
-        )
+        if input_ids is not None and isinstance(input_ids, torch.Tensor) and input_ids.dim() == 1:
+            input_ids = input_ids.unsqueeze(0)
+        # with input_ids, a batch of one takes its modality inputs unwrapped, as a single prompt would
+        batched = isinstance(prompt, (list, tuple)) or (input_ids is not None and len(input_ids) > 1)
         if prompt is not None:
             prompts = list(prompt) if batched else [prompt]
             for i, text in enumerate(prompts):
@@ -126,7 +127,7 @@ class GenerationMixin:
                     raise InputError(f"prompt[{i}]: expected a string, got {type(text).__name__}")
             n_rows = len(prompts)
         else:
-            n_rows = len(input_ids) if batched else 1
+            n_rows = len(input_ids)
         if n_rows == 0:
             raise InputError("prompt is an empty list: nothing to generate")
 

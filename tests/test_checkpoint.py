@@ -1,0 +1,97 @@
+import json
+import os
+
+import pytest
+import torch
+
+from anymal import AnyMAL, CheckpointError
+from anymal.testing import tiny_anymal, tiny_llm_folder
+
+
+@pytest.fixture(scope="module")
+def trained(llama2_tokenizer_path):
+    model = tiny_anymal(("image",), tokenizer=llama2_tokenizer_path, apply_chat_template=True)
+    with torch.no_grad():  # stand-in for training: move the projector away from its init
+        for p in model.projectors.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+def test_round_trip_is_bit_exact_and_stores_only_trainable_weights(trained, tmp_path):
+    image = trained.plugins["image"].example_inputs()[0]
+    path = tmp_path / "ckpt"
+    trained.save_pretrained(path)
+    names = set(os.listdir(path))
+    assert {"config.json", "model.safetensors", "fingerprints.json", "tokenizer_config.json"} <= names
+    from safetensors.torch import load_file
+
+    stored = load_file(path / "model.safetensors")
+    assert stored and all(k.startswith("projectors.") for k in stored)
+    again = AnyMAL.from_pretrained(path)
+    for key, value in trained.trainable_state_dict().items():
+        assert torch.equal(value, again.trainable_state_dict()[key]), key
+    assert again.tokenizer.chat_template == trained.tokenizer.chat_template
+    a = trained.generate("What is <image>?", image=image, max_new_tokens=6)
+    b = again.generate("What is <image>?", image=image, max_new_tokens=6)
+    assert torch.equal(a.sequences, b.sequences)
+    fingerprints = json.loads((path / "fingerprints.json").read_text())
+    assert fingerprints["llm"]["name_or_path"] == trained.config.llm.name_or_path
+
+
+def test_projectors_trained_on_4bit_load_onto_the_full_precision_llm(tmp_path, llama2_tokenizer_path):
+    model = tiny_anymal(("image",), tokenizer=llama2_tokenizer_path, quantization="4bit")
+    assert type(model.llm.model.layers[0].mlp.up_proj).__name__ == "Linear4bit"
+    model.save_pretrained(tmp_path / "q")
+    full = AnyMAL.from_pretrained(tmp_path / "q", quantization="none")
+    assert isinstance(full.llm.model.layers[0].mlp.up_proj, torch.nn.Linear)
+    for key, value in model.trainable_state_dict().items():
+        assert torch.equal(value, full.trainable_state_dict()[key])
+    eight = AnyMAL.from_pretrained(tmp_path / "q", quantization="8bit")
+    assert type(eight.llm.model.layers[0].mlp.up_proj).__name__ == "Linear8bitLt"
+
+
+def test_a_different_base_llm_is_refused_naming_both(trained, tmp_path, llama2_tokenizer_path):
+    trained.save_pretrained(tmp_path / "ckpt")
+    other = tiny_llm_folder(llama2_tokenizer_path, seed=1)
+    with pytest.raises(CheckpointError) as info:
+        AnyMAL.from_pretrained(tmp_path / "ckpt", llm_path=str(other))
+    message = str(info.value)
+    assert trained.config.llm.name_or_path in message and str(other) in message
+    AnyMAL.from_pretrained(tmp_path / "ckpt", llm_path=str(other), check_fingerprints=False)
+
+
+def test_a_different_encoder_is_refused(trained, tmp_path):
+    trained.save_pretrained(tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    config["modalities"]["image"]["init_seed"] = 7
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="encoder mismatch for modality 'image'"):
+        AnyMAL.from_pretrained(tmp_path / "ckpt")
+
+
+def test_corrupt_or_missing_files_are_named(trained, tmp_path):
+    path = tmp_path / "ckpt"
+    trained.save_pretrained(path)
+    (path / "model.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="model.safetensors.*corrupt"):
+        AnyMAL.from_pretrained(path)
+    (path / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="config.json: missing"):
+        AnyMAL.from_pretrained(path)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        AnyMAL.from_pretrained(tmp_path / "nothing")
+
+
+def test_save_is_atomic_a_crash_keeps_the_previous_checkpoint(trained, tmp_path, monkeypatch):
+    path = tmp_path / "ckpt"
+    trained.save_pretrained(path)
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("power cut while writing the tokenizer")
+
+    monkeypatch.setattr(trained.tokenizer, "save_pretrained", crash)
+    with pytest.raises(KeyboardInterrupt):
+        trained.save_pretrained(path)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no temp folder left behind
