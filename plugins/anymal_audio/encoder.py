@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import torch
 from transformers import ClapAudioConfig, ClapAudioModelWithProjection
+from transformers.utils import logging as hf_logging
 
 from anymal.errors import CheckpointError, ConfigError
 from anymal_audio.config import AudioPluginConfig
 from anymal_audio.features import FUSION_MEL_BINS
-from anymal_audio.laion import infer_audio_config, laion_to_hf_state_dict, load_laion_state_dict
+from anymal_audio.laion import LAION_SPEC_SIZE, infer_audio_config, laion_to_hf_state_dict, load_laion_state_dict
 
 
 def _clap_audio_config(fields: dict, where: str) -> ClapAudioConfig:
@@ -27,7 +28,13 @@ def resolve_audio_config(config: AudioPluginConfig) -> ClapAudioConfig:
     """The architecture the plugin will run, without loading weights (only a config file or checkpoint keys)."""
     if config.backend == "laion_clap":
         fields = infer_audio_config(load_laion_state_dict(config.encoder), config.encoder)
-        return _clap_audio_config({**fields, **config.audio_config}, "audio.audio_config")
+        for name, value in config.audio_config.items():
+            if name in fields and fields[name] != value:
+                raise ConfigError(
+                    f"audio.audio_config.{name}={value!r} contradicts the LAION-CLAP checkpoint's weights, "
+                    f"which imply {fields[name]!r}"
+                )
+        return _clap_audio_config({"spec_size": LAION_SPEC_SIZE, **fields, **config.audio_config}, "audio.audio_config")
     if not config.encoder:
         return _clap_audio_config(dict(config.audio_config), "audio.audio_config")
     try:
@@ -104,12 +111,27 @@ def _from_laion(config: AudioPluginConfig, audio: ClapAudioConfig) -> ClapAudioM
 
 
 def _from_transformers(config: AudioPluginConfig, audio: ClapAudioConfig) -> ClapAudioModelWithProjection:
+    """Loads the audio tower of a transformers CLAP checkpoint (a full ``ClapModel`` folder works: its text tower
+    is skipped quietly), refusing checkpoints that leave any audio weight uninitialised."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the text tower's weights are expected to be unused: no report for those
     try:
-        return ClapAudioModelWithProjection.from_pretrained(config.encoder, revision=config.revision, config=audio)
+        model, info = ClapAudioModelWithProjection.from_pretrained(
+            config.encoder, revision=config.revision, config=audio, output_loading_info=True
+        )
     except OSError as exc:
         raise CheckpointError(
             f"audio.encoder={config.encoder!r}: cannot load CLAP weights ({str(exc).splitlines()[0]})"
         ) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    bad = list(info.get("missing_keys", [])) + [str(k) for k in info.get("mismatched_keys", [])]
+    if bad:
+        raise CheckpointError(
+            f"audio.encoder={config.encoder!r}: {len(bad)} audio weights are missing or mis-shaped in the "
+            f"checkpoint (e.g. {bad[:3]}); expected a CLAP checkpoint with an audio tower"
+        )
+    return model
 
 
 def build_audio_encoder(

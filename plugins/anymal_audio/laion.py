@@ -90,8 +90,8 @@ def _require(state: dict[str, torch.Tensor], key: str, where: str) -> torch.Tens
 def infer_audio_config(state: dict[str, torch.Tensor], where: str = "LAION-CLAP checkpoint") -> dict[str, Any]:
     """``ClapAudioConfig`` fields of the HTSAT audio branch in ``state``, read off its tensor shapes.
 
-    ``spec_size`` is not recoverable from weights; laion_clap always uses 256 (override it in ``audio_config``
-    for a checkpoint trained otherwise).
+    ``spec_size`` (the spectrogram image width) is read off the shifted-window masks laion_clap saves with the
+    weights; checkpoints without them get no ``spec_size`` (laion_clap's is ``LAION_SPEC_SIZE``).
     """
     if any(k.startswith(_PANN_MARKERS) for k in state):
         raise CheckpointError(
@@ -119,15 +119,15 @@ def infer_audio_config(state: dict[str, torch.Tensor], where: str = "LAION-CLAP 
     embed = proj.shape[0]
     fc1 = _require(state, "audio_branch.layers.0.blocks.0.mlp.fc1.weight", where)
     head = state.get("audio_branch.tscam_conv.weight")
+    window = (math.isqrt(table_rows) + 1) // 2
     config = {
         "num_mel_bins": _require(state, "audio_branch.bn0.weight", where).shape[0],
-        "spec_size": LAION_SPEC_SIZE,
         "patch_size": proj.shape[2],
         "patch_stride": [proj.shape[2], proj.shape[3]],
         "patch_embeds_hidden_size": embed,
         "depths": [blocks[i] for i in sorted(blocks)],
         "num_attention_heads": heads,
-        "window_size": (math.isqrt(table_rows) + 1) // 2,
+        "window_size": window,
         "mlp_ratio": fc1.shape[0] / embed,
         "qkv_bias": "audio_branch.layers.0.blocks.0.attn.qkv.bias" in state,
         "hidden_size": embed * 2 ** (len(blocks) - 1),
@@ -136,11 +136,28 @@ def infer_audio_config(state: dict[str, torch.Tensor], where: str = "LAION-CLAP 
         "enable_patch_layer_norm": "audio_branch.patch_embed.norm.weight" in state,
         "projection_hidden_act": "relu",
     }
+    spec_size = spec_size_from_masks(state, window, proj.shape[2])
+    if spec_size is not None:
+        config["spec_size"] = spec_size
     if config["enable_fusion"]:
         config["fusion_type"] = "aff_2d"
     if head is not None:
         config["num_classes"] = head.shape[0]
     return config
+
+
+def spec_size_from_masks(state: dict[str, torch.Tensor], window: int, patch_stride: int) -> int | None:
+    """The spectrogram image width implied by a saved shifted-window mask, or ``None`` without one.
+
+    A shifted block of stage ``i`` stores one mask per window: ``(grid_i / window) ** 2`` of them, where the
+    stage's token grid is ``spec_size / patch_stride / 2**i`` wide.
+    """
+    for key, mask in state.items():
+        match = _BLOCK.match(key)
+        if match and match.group(3) == "attn_mask" and mask.dim() == 3:
+            windows_per_side = math.isqrt(mask.shape[0])
+            return windows_per_side * window * 2 ** int(match.group(1)) * patch_stride
+    return None
 
 
 def _rename_block_tail(tail: str) -> str | None:
