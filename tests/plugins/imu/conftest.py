@@ -1,0 +1,61 @@
+"""IMU plugin test fixtures: the real BasicMotions recordings, tiny configs and a single-thread guard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from anymal_imu import IMUPlugin, IMUPluginConfig
+
+IMU_ASSETS = Path(__file__).resolve().parents[3] / ".." / "shared" / "assets" / "imu"
+BASIC_MOTIONS = IMU_ASSETS / "BasicMotions_TRAIN.npz"
+
+
+@pytest.fixture(scope="session")
+def basic_motions() -> dict[str, np.ndarray]:
+    """BasicMotions (UEA): X float32 [40, 6, 100] = [N, C, T] at 10 Hz, y = activity labels."""
+    if not BASIC_MOTIONS.is_file():
+        pytest.skip(f"real IMU asset {BASIC_MOTIONS} is absent (expected ../shared/assets beside the repo)")
+    with np.load(BASIC_MOTIONS, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def _basic_motions_config(**overrides) -> IMUPluginConfig:
+    fields = dict(
+        sample_rate=10.0,
+        window_samples=100,
+        width=32,
+        embed_dim=32,
+        conv_layers=3,
+        rnn_layers=1,
+        heads=2,
+        transformer_layers=2,
+        patch_size=10,
+        num_tokens=4,
+        projector_rank=8,
+    )
+    fields.update(overrides)
+    return IMUPluginConfig(**fields)
+
+
+@pytest.fixture(scope="session")
+def bm_config():
+    """Factory of small encoder configs working at BasicMotions' own rate and length (10 Hz, 100 samples)."""
+    return _basic_motions_config
+
+
+@pytest.fixture
+def tiny_plugin() -> IMUPlugin:
+    return IMUPlugin(IMUPlugin.tiny_config())
+
+
+@pytest.fixture
+def one_thread():
+    """Training tests run single-threaded: on a shared 2-core box, oversubscribed torch threads stall for seconds."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
