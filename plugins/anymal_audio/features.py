@@ -4,7 +4,9 @@ The extractor implements LAION-CLAP's input pipeline (HTK mels + 4-view "fusion"
 mels + one random crop, "rand_trunc", for the others; "repeatpad" for short clips). Two things are adjusted here:
 
 * Crop positions of long clips come from NumPy's global RNG; with ``seed`` set they are drawn under a fixed seed
-  (and the global RNG state is restored), so the same clip always gives the same features.
+  (and the global RNG state is restored), so the same clip always gives the same features. This briefly
+  reseeds NumPy's global RNG, so threads sharing it should not preprocess concurrently (DataLoader workers are
+  processes, so they are unaffected).
 * For a batch with no long clip, the extractor marks one clip "longer" at random (a training trick of LAION's);
   that would make a clip's features depend on its batch, so ``is_longer`` is recomputed per clip here.
 """

@@ -119,6 +119,11 @@ class AudioPlugin(ModalityPlugin):
         cls = PooledProjector if cfg.features == "pooled" else SequenceProjector
         return cls(self.feature_dim, llm_dim, cfg.num_tokens, hidden)
 
+    def project(self, projector: nn.Module, features: torch.Tensor) -> torch.Tensor:
+        """Projects encoder features, first cast to the projector's dtype (a bf16 encoder may feed an fp32 one)."""
+        weight = next(projector.parameters())
+        return projector(features.to(dtype=weight.dtype))
+
     # --- data ----------------------------------------------------------------------------------------------------
     def preprocess(self, raw: Any) -> dict[str, torch.Tensor]:
         """``input_features`` ``[views, frames, mel_bins]`` and ``is_longer`` ``[1]`` for one clip."""

@@ -206,3 +206,15 @@ def test_encoder_key_shares_identical_towers_only():
     assert _plugin().encoder_key() == _plugin(num_tokens=9, features="sequence").encoder_key()
     assert _plugin().encoder_key() != _plugin(seed=1).encoder_key()
     assert AudioPlugin().encoder_key() == AudioPlugin(AudioPluginConfig(seed=4)).encoder_key()  # seed unused
+
+
+def test_a_bfloat16_encoder_feeds_a_float32_projector(esc50_clips):
+    plugin = _plugin(dtype="bfloat16")
+    encoder = plugin.build_encoder()
+    batch = plugin.collate([plugin.preprocess(str(clip)) for clip in esc50_clips[:2]])
+    batch["input_features"] = batch["input_features"].to(torch.bfloat16)  # what the core does for the encoder
+    with torch.no_grad():
+        feats = plugin.encode(encoder, batch)
+    assert feats.dtype == torch.bfloat16
+    tokens = plugin.project(plugin.build_projector(LLM_DIM), feats)
+    assert tokens.dtype == torch.float32 and tokens.shape == (2, plugin.num_tokens, LLM_DIM)
