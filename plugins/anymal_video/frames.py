@@ -1,0 +1,85 @@
+"""Decoded video frames with their timestamps, and validation of frames a user already decoded.
+
+``VideoFrames`` is what every decoding path returns: the sampled RGB frames together with where they came from
+(positions in the clip, presentation times in seconds, the source's frame rate), so that a caption or a
+grounding answer can be tied back to the moment in the clip the model saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from anymal.errors import InputError
+
+
+@dataclass(frozen=True)
+class VideoFrames:
+    """Sampled frames of one clip.
+
+    Attributes:
+        frames: uint8 ``[T, H, W, 3]`` RGB frames.
+        timestamps: float64 ``[T]`` presentation times in seconds (pts times the stream's time base).
+        indices: int64 ``[T]`` positions of the frames in the clip, in presentation order (may repeat).
+        fps: the source's average frame rate.
+        n_total: how many frames the clip (stream) has.
+        source: a name for messages (the file path, ``"<N bytes>"`` or ``"<array>"``).
+        stream_index: the container stream the frames were decoded from (``None`` for arrays).
+        decoder: ``"pyav"``, ``"decord"`` or ``"array"``.
+    """
+
+    frames: np.ndarray
+    timestamps: np.ndarray
+    indices: np.ndarray
+    fps: float
+    n_total: int
+    source: str
+    stream_index: int | None = None
+    decoder: str = "array"
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the clip in seconds (``n_total / fps``)."""
+        return self.n_total / self.fps
+
+
+def frames_array(raw: Any, where: str = "video") -> np.ndarray:
+    """A uint8 ``[T, H, W, 3]`` array from a numpy array or tensor of already-decoded frames.
+
+    ``[T, 3, H, W]`` (channels first) is accepted, and so are float frames with values in ``[0, 1]``.
+    """
+    array = raw.detach().cpu().numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
+    if array.ndim != 4:
+        raise InputError(f"{where}: expected decoded frames [T, H, W, 3] (uint8 RGB), got shape {array.shape}")
+    if array.shape[-1] != 3 and array.shape[1] == 3:
+        array = np.moveaxis(array, 1, -1)
+    if array.shape[-1] != 3:
+        raise InputError(f"{where}: expected 3 RGB channels in decoded frames [T, H, W, 3], got shape {array.shape}")
+    if array.shape[0] == 0 or array.shape[1] == 0 or array.shape[2] == 0:
+        raise InputError(f"{where}: the frames array {array.shape} is empty; expected at least one H x W frame")
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype.kind != "f":
+        raise InputError(f"{where}: expected uint8 frames (or floats in [0, 1]), got dtype {array.dtype}")
+    if not np.isfinite(array).all():
+        raise InputError(f"{where}: the frames array contains NaN or inf values")
+    if array.min() < 0 or array.max() > 1:
+        raise InputError(f"{where}: float frames must lie in [0, 1] (got {array.min():.3g}..{array.max():.3g})")
+    return np.round(array * 255).astype(np.uint8)
+
+
+def check_fps(fps: Any, where: str = "video") -> float:
+    """A positive finite frame rate, or ``InputError`` naming the input."""
+    if isinstance(fps, torch.Tensor) and fps.numel() == 1:
+        fps = fps.item()
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)):
+        raise InputError(f"{where}: expected a frame rate (frames per second) as a number, got {type(fps).__name__}")
+    if not np.isfinite(fps) or fps <= 0:
+        raise InputError(f"{where}: frame rate {fps} is not a positive number of frames per second")
+    return float(fps)
