@@ -44,7 +44,13 @@ TINY_AUDIO_CONFIG: dict[str, Any] = {
 
 
 def _is_array(value: Any) -> bool:
-    return isinstance(value, (np.ndarray, torch.Tensor))
+    return isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim >= 1
+
+
+def _is_scalar(value: Any) -> bool:
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        return value.ndim == 0
+    return isinstance(value, (int, float, np.generic)) and not isinstance(value, bool)
 
 
 class AudioPlugin(ModalityPlugin):
@@ -134,7 +140,7 @@ class AudioPlugin(ModalityPlugin):
     def is_single_input(self, raw: Any) -> bool:
         """One clip, including an ``(array, sample_rate)`` pair; a list or tuple of clips is a batch."""
         if isinstance(raw, (list, tuple)):
-            return len(raw) == 2 and _is_array(raw[0]) and not _is_array(raw[1]) and not isinstance(raw[1], str)
+            return len(raw) == 2 and _is_array(raw[0]) and _is_scalar(raw[1])
         return True
 
     # --- testing -------------------------------------------------------------------------------------------------

@@ -153,6 +153,8 @@ def test_is_single_input_treats_an_array_rate_pair_as_one_clip():
     tone = _tone(16000, 0.1)
     assert plugin.is_single_input((tone, 16000))
     assert plugin.is_single_input([tone, 16000])
+    assert plugin.is_single_input((torch.from_numpy(tone), torch.tensor(16000)))
+    assert plugin.is_single_input((tone, np.int32(16000)))
     assert plugin.is_single_input("clip.wav")
     assert plugin.is_single_input({"array": tone, "sampling_rate": 16000})
     assert not plugin.is_single_input([(tone, 16000), (tone, 16000)])
