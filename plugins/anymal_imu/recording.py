@@ -33,7 +33,7 @@ EXPECTED_TC = "[T, 6] (time, accel xyz + gyro xyz)"
 FILE_SUFFIXES = (".npy", ".csv")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity semantics: arrays have no single truth value
 class IMURecording:
     """One IMU recording with its sample rate and layout.
 
@@ -80,14 +80,22 @@ class IMURecording:
         return check_sample_rate(self.sample_rate, f"{self.source}.sample_rate")
 
 
+def _scalar(value: Any) -> Any:
+    """A 0-d tensor/array as a Python number (rates often come out of data loaders that way); else unchanged."""
+    if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0 and value.dtype != bool:
+        return value.item()
+    return value
+
+
 def check_sample_rate(rate: Any, where: str) -> float:
     """A positive, finite sample rate as float, or ``InputError`` naming ``where``."""
+    rate = _scalar(rate)
     if rate is None:
         raise InputError(
             f"{where}: missing sample rate; pass (array, sample_rate), IMURecording(data, sample_rate=...), "
             "IMURecording.from_file(path, sample_rate=...) or set default_sample_rate in the imu config"
         )
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not math.isfinite(rate) or rate <= 0:
+    if not _is_number(rate) or not math.isfinite(rate) or rate <= 0:
         raise InputError(f"{where}={rate!r}: expected a positive sample rate in Hz")
     return float(rate)
 
@@ -182,5 +190,9 @@ def is_array_rate_pair(raw: Any) -> bool:
         isinstance(raw, (tuple, list))
         and len(raw) == 2
         and isinstance(raw[0], (np.ndarray, torch.Tensor))
-        and (raw[1] is None or (isinstance(raw[1], numbers.Real) and not isinstance(raw[1], bool)))
+        and (raw[1] is None or _is_number(_scalar(raw[1])))
     )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))

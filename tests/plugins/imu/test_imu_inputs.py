@@ -42,6 +42,8 @@ def test_numpy_torch_and_float64_inputs_agree(tiny_plugin):
     reference = tiny_plugin.preprocess((x, 50.0))
     assert torch.equal(tiny_plugin.preprocess((torch.from_numpy(x), 50.0)), reference)
     assert torch.allclose(tiny_plugin.preprocess((x.astype(np.float64), 50)), reference)
+    assert torch.equal(tiny_plugin.preprocess((x, torch.tensor(50.0))), reference)
+    assert torch.equal(tiny_plugin.preprocess((x, np.array(50))), reference)
 
 
 def test_npy_and_csv_files_load_like_the_array(tmp_path):
@@ -105,6 +107,7 @@ def test_pickled_npy_is_refused(tmp_path):
         ((np.zeros((100, 6), np.float32), None), "imu.sample_rate: missing sample rate"),
         ((np.zeros((100, 6), np.float32), 0.0), r"imu.sample_rate=0.0: expected a positive sample rate"),
         ((np.zeros((100, 6), np.float32), float("nan")), "expected a positive sample rate"),
+        ((np.zeros((100, 6), np.float32), True), "imu: got a tuple of 2 item"),  # a bool is not a rate
         ((np.zeros((20, 6), np.float32), 20.0), r"too short: 20 samples at 20 Hz = 1 s; expected at least 1.6 s"),
         ((np.zeros((100, 6), bool), 20.0), "dtype bool is not a real number type"),
         ((torch.zeros(100, 6, dtype=torch.complex64), 20.0), "not a real number type"),
@@ -146,6 +149,8 @@ def test_an_array_rate_pair_is_one_input_and_a_list_is_a_batch(tiny_plugin):
     x = _signal()
     assert tiny_plugin.is_single_input((x, 50.0))
     assert tiny_plugin.is_single_input((torch.from_numpy(x), 50))
+    assert tiny_plugin.is_single_input((x, torch.tensor(50.0)))  # a 0-d tensor rate, as data loaders yield it
+    assert tiny_plugin.is_single_input((x, np.float32(50.0)))
     assert tiny_plugin.is_single_input(IMURecording(x, 50.0))
     assert tiny_plugin.is_single_input("walk.npy")
     assert tiny_plugin.is_single_input(x)
