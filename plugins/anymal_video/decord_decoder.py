@@ -62,7 +62,9 @@ def decode_decord(
     try:
         reader = decord.VideoReader(source.for_decord(), ctx=decord.cpu(0), num_threads=threads)
     except (decord.DECORDError, RuntimeError) as exc:
-        raise InputError(f"{where}: decord cannot open {label}: {_message(exc)}") from None
+        raise InputError(
+            f"{where}: decord cannot open {label}: {_message(exc)}; expected a playable video (corrupt file?)"
+        ) from None
     if len(reader) != index.n_frames:
         raise DecordMismatch(f"{where}: decord counts {len(reader)} frames in {label}, PyAV {index.n_frames}")
     try:
