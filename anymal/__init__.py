@@ -1,7 +1,7 @@
 """anymal: turn a frozen, optionally quantised LLaMA-2-class LLM into an any-modality model (AnyMAL)."""
 
-from anymal.config import AnyMALConfig, LLMConfig, PluginConfig, QuantizationConfig
 from anymal.checkpoint import load_pretrained, save_pretrained
+from anymal.config import AnyMALConfig, LLMConfig, PluginConfig, QuantizationConfig
 from anymal.errors import AnyMALError, CheckpointError, ConfigError, DataError, InputError, PluginError
 from anymal.generation import GenerateOutput
 from anymal.modeling import AnyMAL
@@ -11,16 +11,14 @@ from anymal.registry import get_plugin, list_plugins, register_plugin, unregiste
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnyMAL",
-    "GenerateOutput",
-    "load_pretrained",
-    "save_pretrained",
     "AlignmentTask",
+    "AnyMAL",
     "AnyMALConfig",
     "AnyMALError",
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "GenerateOutput",
     "InputError",
     "LLMConfig",
     "ModalityPlugin",
@@ -30,6 +28,8 @@ __all__ = [
     "QuantizationConfig",
     "get_plugin",
     "list_plugins",
+    "load_pretrained",
     "register_plugin",
+    "save_pretrained",
     "unregister_plugin",
 ]

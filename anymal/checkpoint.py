@@ -33,7 +33,9 @@ FORMAT = "anymal"
 def base_fingerprints(model) -> dict[str, Any]:
     """What the checkpoint expects underneath it: the LLM and each encoder, by reference and fingerprint."""
     llm = model.config.llm
-    prints = {"llm": {"name_or_path": llm.name_or_path, "fingerprint": fingerprint_folder(llm.name_or_path, llm.revision)}}
+    prints = {
+        "llm": {"name_or_path": llm.name_or_path, "fingerprint": fingerprint_folder(llm.name_or_path, llm.revision)}
+    }
     prints["encoders"] = {name: fingerprint_module(encoder) for name, encoder in model.encoders.items()}
     return prints
 
@@ -95,8 +97,11 @@ def _quantization(value: str | QuantizationConfig | dict | None, current: Quanti
     if isinstance(value, QuantizationConfig):
         return value
     if isinstance(value, str):
-        return config_from_dict(QuantizationConfig, {"mode": value, "quant_type": current.quant_type,
-                                                     "compute_dtype": current.compute_dtype}, "quantization")
+        return config_from_dict(
+            QuantizationConfig,
+            {"mode": value, "quant_type": current.quant_type, "compute_dtype": current.compute_dtype},
+            "quantization",
+        )
     if isinstance(value, dict):
         return config_from_dict(QuantizationConfig, value, "quantization")
     raise ConfigError(f"quantization={value!r}: expected 'none', '8bit', '4bit', a dict or a QuantizationConfig")
@@ -130,7 +135,7 @@ def load_pretrained(
         raise CheckpointError(f"{folder}: no such checkpoint folder")
     raw = _read_json(folder / CONFIG_NAME)
     if raw.pop("format", None) != FORMAT:
-        raise CheckpointError(f"{folder / CONFIG_NAME}: not an anymal config (no \"format\": \"anymal\")")
+        raise CheckpointError(f'{folder / CONFIG_NAME}: not an anymal config (no "format": "anymal")')
     raw.pop("anymal_version", None)
     config = AnyMALConfig.from_dict(raw)
     config.llm.quantization = _quantization(quantization, config.llm.quantization)
@@ -185,7 +190,8 @@ def load_pretrained(
         for key, value in state.items():
             target = params.get(key, buffers.get(key))
             if target.shape != value.shape:
-                raise CheckpointError(f"{weights_path}: {key} has shape {tuple(value.shape)}, "
-                                      f"the model expects {tuple(target.shape)}")
+                raise CheckpointError(
+                    f"{weights_path}: {key} has shape {tuple(value.shape)}, the model expects {tuple(target.shape)}"
+                )
             target.copy_(value.to(device=device, dtype=target.dtype))
     return model

@@ -32,7 +32,9 @@ def resolve_model_folder(name_or_path: str, revision: str | None = None) -> Path
 
         return Path(snapshot_download(name_or_path, revision=revision, local_files_only=True))
     except Exception as exc:
-        raise CheckpointError(f"cannot locate the files of {name_or_path!r} locally to fingerprint them ({exc})") from exc
+        raise CheckpointError(
+            f"cannot locate the files of {name_or_path!r} locally to fingerprint them ({exc})"
+        ) from exc
 
 
 def _sample_file(digest: hashlib._Hash, path: Path) -> None:

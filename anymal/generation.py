@@ -64,8 +64,10 @@ class GenerationMixin:
             if key in self.plugins:
                 modal[key] = value
             elif key in known:
-                raise InputError(f"{key}= was given but this model has no {key!r} modality; it has: "
-                                 f"{', '.join(self.plugins) or 'none'}")
+                raise InputError(
+                    f"{key}= was given but this model has no {key!r} modality; it has: "
+                    f"{', '.join(self.plugins) or 'none'}"
+                )
             else:
                 hf[key] = value
         return modal, hf
@@ -73,8 +75,7 @@ class GenerationMixin:
     def _rows_from_input_ids(self, input_ids: Any, attention_mask: Any, items: list[dict[str, list]]) -> list[list]:
         from anymal.modeling import _unpad_rows
 
-        rows = _unpad_rows(torch.as_tensor(input_ids) if not isinstance(input_ids, list) else input_ids,
-                           attention_mask)
+        rows = _unpad_rows(torch.as_tensor(input_ids) if not isinstance(input_ids, list) else input_ids, attention_mask)
         bos = getattr(self.tokenizer, "bos_token_id", None) if self.tokenizer is not None else None
         if bos is None:
             bos = getattr(self.llm.config, "bos_token_id", None)
@@ -140,7 +141,9 @@ class GenerationMixin:
         if prompt is not None:
             rows = [
                 self.prompt_encoder.encode_prompt(
-                    text, {k: len(v) for k, v in row.items()}, chat=use_chat,
+                    text,
+                    {k: len(v) for k, v in row.items()},
+                    chat=use_chat,
                     where=f"prompt[{r}]" if batched else "prompt",
                 )
                 for r, (text, row) in enumerate(zip(prompts, per_row))

@@ -191,23 +191,28 @@ class AnyMAL(GenerationMixin, nn.Module):
         attention_mask: torch.Tensor | None = None,
         modality_inputs: Mapping[str, Any] | None = None,
         modality_features: Mapping[str, Any] | None = None,
+        return_labels: bool = False,
         **llm_kwargs: Any,
     ):
         """Next-token loss on target tokens only (prompt, modality and pad positions are ignored).
 
         ``input_ids`` rows carry one sentinel id per modality item (see ``anymal.processing``); padded tensors
         are unpadded with ``attention_mask`` first. ``modality_inputs`` are collated batches per modality, or
-        ``modality_features`` precomputed encoder features (the feature cache).
+        ``modality_features`` precomputed encoder features (the feature cache). With ``return_labels`` the
+        spliced labels come back as ``out.labels`` and no loss is computed.
         """
         rows = _unpad_rows(input_ids, attention_mask)
         label_rows = _unpad_rows(labels, attention_mask) if labels is not None else None
         fused = self.fuse(rows, modality_inputs, modality_features, labels=label_rows, padding_side="right")
-        return self.llm(
+        out = self.llm(
             inputs_embeds=fused.inputs_embeds,
             attention_mask=fused.attention_mask,
-            labels=fused.labels,
+            labels=None if return_labels else fused.labels,
             **llm_kwargs,
         )
+        if return_labels:  # the caller computes its own loss (e.g. normalised over processes)
+            out["labels"] = fused.labels
+        return out
 
     # --- checkpoints -------------------------------------------------------------------------------------------
     def save_pretrained(self, path: str, **kwargs: Any) -> None:

@@ -51,7 +51,9 @@ def train_tiny_tokenizer(corpus: str = TINY_CORPUS, vocab_size: int = 320):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=vocab_size,
+        special_tokens=["<unk>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator([corpus], trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
@@ -80,9 +82,18 @@ def tiny_llm_folder(tokenizer: str | os.PathLike | None = None, seed: int = 0, *
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tok = AutoTokenizer.from_pretrained(str(tokenizer)) if tokenizer else train_tiny_tokenizer()
-    arch = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                num_key_value_heads=2, max_position_embeddings=512, vocab_size=len(tok),
-                bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
+    arch = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        vocab_size=len(tok),
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        tie_word_embeddings=False,
+    )
     arch.update(overrides)
     key = hashlib.sha256(json.dumps([arch, str(tokenizer), seed], sort_keys=True).encode()).hexdigest()[:12]
 
@@ -195,7 +206,6 @@ def check_plugin_contract(plugin: str | type, llm_dim: int = 32, atol: float = 1
             instance.preprocess(bad)
         except InputError:
             continue
-        except Exception as exc:  # noqa: BLE001 - the contract is about the exception type
+        except Exception as exc:
             raise AssertionError(f"{name}: bad input {bad!r:.60} raised {type(exc).__name__}, not InputError") from exc
         raise AssertionError(f"{name}: bad input {bad!r:.60} was accepted; preprocess must raise InputError")
-

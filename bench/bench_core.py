@@ -16,10 +16,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from common import best_of, report  # noqa: E402
+from common import best_of, report
 
-from anymal.testing import LLAMA2_TOKENIZER, STORIES260K, tiny_anymal, tiny_llm_folder  # noqa: E402
-from anymal_image import ImagePlugin, ImagePluginConfig  # noqa: E402
+from anymal.testing import LLAMA2_TOKENIZER, STORIES260K, tiny_anymal, tiny_llm_folder
+from anymal_image import ImagePlugin, ImagePluginConfig
 
 
 def generation_overhead(llm_path: str, label: str, new_tokens: int = 64) -> dict:
@@ -28,8 +28,13 @@ def generation_overhead(llm_path: str, label: str, new_tokens: int = 64) -> dict
     kwargs = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "do_sample": False, "pad_token_id": 0}
     bare = best_of(lambda: model.llm.generate(ids, **kwargs))
     wrapped = best_of(lambda: model.generate(input_ids=ids, **kwargs))
-    return {"case": f"text-only generate, {label}", "bare_s": bare, "anymal_s": wrapped,
-            "overhead_pct": 100 * (wrapped / bare - 1), "target": "<= 5%"}
+    return {
+        "case": f"text-only generate, {label}",
+        "bare_s": bare,
+        "anymal_s": wrapped,
+        "overhead_pct": 100 * (wrapped / bare - 1),
+        "target": "<= 5%",
+    }
 
 
 def image_throughput(config: ImagePluginConfig, label: str, batch: int, llm_dim: int) -> dict:
@@ -41,11 +46,17 @@ def image_throughput(config: ImagePluginConfig, label: str, batch: int, llm_dim:
 
     def run():
         with torch.no_grad():
-            return plugin.project(projector, plugin.encode(encoder, plugin.collate([plugin.preprocess(r) for r in raws])))
+            return plugin.project(
+                projector, plugin.encode(encoder, plugin.collate([plugin.preprocess(r) for r in raws]))
+            )
 
     seconds = best_of(run, repeats=3)
-    return {"case": f"image preprocess+encode+project, {label}", "batch": batch, "items_per_s": batch / seconds,
-            "tokens_per_item": config.num_tokens}
+    return {
+        "case": f"image preprocess+encode+project, {label}",
+        "batch": batch,
+        "items_per_s": batch / seconds,
+        "tokens_per_item": config.num_tokens,
+    }
 
 
 def main() -> None:
@@ -55,8 +66,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     rows = [generation_overhead(str(STORIES260K), "stories260K")]
-    rows.append(generation_overhead(str(tiny_llm_folder(LLAMA2_TOKENIZER, hidden_size=256, intermediate_size=688,
-                                                        num_hidden_layers=4)), "LLaMA 4x256, 32k vocab"))
+    rows.append(
+        generation_overhead(
+            str(tiny_llm_folder(LLAMA2_TOKENIZER, hidden_size=256, intermediate_size=688, num_hidden_layers=4)),
+            "LLaMA 4x256, 32k vocab",
+        )
+    )
     rows.append(image_throughput(ImagePlugin.tiny_config(), "tiny ViT", 16, 32))
     if not args.skip_large:
         large = ImagePluginConfig(model_name="ViT-L-14-336", pretrained=None, num_tokens=64)

@@ -47,8 +47,12 @@ def test_llama2_tokenizer_gets_the_llama2_chat_template_and_a_pad_token(llama2_t
     assert tok.chat_template == LLAMA2_CHAT_TEMPLATE
     assert tok.pad_token_id == 0 and tok.padding_side == "left"
     text = tok.apply_chat_template(
-        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-         {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"}],
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "Bye"},
+        ],
         tokenize=False,
     )
     assert text == "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello </s><s>[INST] Bye [/INST]"

@@ -43,8 +43,8 @@ def test_text_only_prompt_generation_equals_the_bare_llm(model):
     out = model.generate(prompts, max_new_tokens=8, do_sample=False)
     for prompt, row in zip(prompts, out.sequences):
         ids = tok(prompt, return_tensors="pt").input_ids
-        want = bare.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)[0, ids.shape[1]:]
-        assert row[-len(want):].tolist() == want.tolist()
+        want = bare.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)[0, ids.shape[1] :]
+        assert row[-len(want) :].tolist() == want.tolist()
 
 
 def test_greedy_batched_output_equals_per_row_output(model, images):
@@ -53,7 +53,7 @@ def test_greedy_batched_output_equals_per_row_output(model, images):
     batch = model.generate(prompts, image=image, max_new_tokens=8, do_sample=False)
     for i, (prompt, img) in enumerate(zip(prompts, image)):
         single = model.generate(prompt, image=img, max_new_tokens=8, do_sample=False)
-        assert single.sequences[0].tolist() == batch.sequences[i, -single.sequences.shape[1]:].tolist()
+        assert single.sequences[0].tolist() == batch.sequences[i, -single.sequences.shape[1] :].tolist()
     assert len(batch.texts) == 3
 
 
@@ -89,8 +89,9 @@ def test_sampling_and_streaming(model, images):
 
 def test_forward_loss_is_on_target_tokens_only(model, images):
     enc = model.prompt_encoder
-    ids, labels = enc.encode_conversation([Turn("user", "<image> describe"), Turn("assistant", "a cat")], {"image": 1},
-                                          chat=False)
+    ids, labels = enc.encode_conversation(
+        [Turn("user", "<image> describe"), Turn("assistant", "a cat")], {"image": 1}, chat=False
+    )
     batch = model.preprocess("image", images[:1])
     out = model(input_ids=[ids], labels=[labels], modality_inputs={"image": batch})
     fused = model.fuse([ids], {"image": batch}, labels=[labels])

@@ -28,8 +28,9 @@ def test_without_placeholders_modality_tokens_go_first_in_model_order(encoder):
     assert ids[1] == sentinel_id(0)
 
 
-@pytest.mark.parametrize("prompt, counts", [("<image>", {"image": 2}), ("<image><image>", {"image": 1}),
-                                             ("<image>", {})])
+@pytest.mark.parametrize(
+    "prompt, counts", [("<image>", {"image": 2}), ("<image><image>", {"image": 1}), ("<image>", {})]
+)
 def test_placeholder_input_count_mismatch_names_both_counts(encoder, prompt, counts):
     with pytest.raises(InputError) as info:
         encoder.encode_prompt(prompt, counts, chat=False)
@@ -38,8 +39,12 @@ def test_placeholder_input_count_mismatch_names_both_counts(encoder, prompt, cou
 
 def test_plain_conversation_labels_cover_answers_and_eos_only(encoder):
     tok = encoder.tokenizer
-    turns = [Turn("user", "<image> describe"), Turn("assistant", "a cat"), Turn("user", "more"),
-             Turn("assistant", "a dog")]
+    turns = [
+        Turn("user", "<image> describe"),
+        Turn("assistant", "a cat"),
+        Turn("user", "more"),
+        Turn("assistant", "a dog"),
+    ]
     ids, labels = encoder.encode_conversation(turns, {"image": 1}, chat=False)
     targets = [i for i, lab in zip(ids, labels) if lab != IGNORE_INDEX]
     expected = tok(" a cat", add_special_tokens=False).input_ids + [tok.eos_token_id]
@@ -54,7 +59,12 @@ def test_chat_conversation_targets_are_the_assistant_spans(llama2_tokenizer_path
 
     tok = load_tokenizer(LLMConfig(name_or_path="x", tokenizer=str(llama2_tokenizer_path)))
     enc = PromptEncoder(tok, ["image"])
-    turns = [Turn("user", "What is it?"), Turn("assistant", "A cat."), Turn("user", "Color?"), Turn("assistant", "Grey.")]
+    turns = [
+        Turn("user", "What is it?"),
+        Turn("assistant", "A cat."),
+        Turn("user", "Color?"),
+        Turn("assistant", "Grey."),
+    ]
     ids, labels = enc.encode_conversation(turns, {"image": 1}, chat=True)
     assert ids.count(sentinel_id(0)) == 1
     target_text = tok.decode([i for i, lab in zip(ids, labels) if lab != IGNORE_INDEX])

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -59,13 +60,20 @@ def _open_clip_preprocess(config: ImagePluginConfig) -> dict[str, Any]:
     if model_cfg is None:
         raise ConfigError(f"model_name={config.model_name!r}: unknown open_clip architecture")
     size = model_cfg["vision_cfg"]["image_size"]
-    pre = {"image_size": size, "mean": OPENAI_MEAN, "std": OPENAI_STD, "interpolation": "bicubic",
-           "resize_mode": "shortest"}
+    pre = {
+        "image_size": size,
+        "mean": OPENAI_MEAN,
+        "std": OPENAI_STD,
+        "interpolation": "bicubic",
+        "resize_mode": "shortest",
+    }
     if config.pretrained and not Path(config.pretrained).exists():
         tag_cfg = open_clip.get_pretrained_cfg(config.model_name, config.pretrained)
         if not tag_cfg:
-            raise ConfigError(f"pretrained={config.pretrained!r}: not an open_clip tag for {config.model_name} "
-                              "and not an existing file")
+            raise ConfigError(
+                f"pretrained={config.pretrained!r}: not an open_clip tag for {config.model_name} "
+                "and not an existing file"
+            )
         pre.update({k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg})
     return pre
 
@@ -88,7 +96,10 @@ class OpenClipTower(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         out = self.visual.forward_intermediates(
-            pixel_values, indices=[self.layer], intermediates_only=True, output_fmt="NLC",
+            pixel_values,
+            indices=[self.layer],
+            intermediates_only=True,
+            output_fmt="NLC",
             output_extra_tokens=self.keep_cls,
         )
         tokens = out["image_intermediates"][0]
@@ -147,8 +158,12 @@ def build_transform(config: ImagePluginConfig) -> Callable:
 
         pre = _open_clip_preprocess(config)
         return open_clip.image_transform(
-            pre["image_size"], is_train=False, mean=pre["mean"], std=pre["std"],
-            interpolation=pre["interpolation"], resize_mode=pre["resize_mode"],
+            pre["image_size"],
+            is_train=False,
+            mean=pre["mean"],
+            std=pre["std"],
+            interpolation=pre["interpolation"],
+            resize_mode=pre["resize_mode"],
         )
     if config.model_config is not None:
         from transformers import CLIPImageProcessor, SiglipImageProcessor

@@ -29,7 +29,9 @@ def _from_array(array: np.ndarray, where: str) -> Image.Image:
         raise InputError(f"{where}: image array contains NaN or inf values")
     if array.dtype != np.uint8:
         if array.min() < 0 or array.max() > 1:
-            raise InputError(f"{where}: float image values must lie in [0, 1] (got {array.min():.3g}..{array.max():.3g})")
+            raise InputError(
+                f"{where}: float image values must lie in [0, 1] (got {array.min():.3g}..{array.max():.3g})"
+            )
         array = np.round(array * 255).astype(np.uint8)
     if array.shape[-1] == 1:
         array = array[..., 0]
@@ -59,6 +61,4 @@ def load_image(raw: ImageInput, where: str = "image") -> Image.Image:
         return _from_array(raw.detach().cpu().numpy(), where)
     if isinstance(raw, np.ndarray):
         return _from_array(raw, where)
-    raise InputError(
-        f"{where}: expected a path, bytes, PIL image, numpy array or tensor, got {type(raw).__name__}"
-    )
+    raise InputError(f"{where}: expected a path, bytes, PIL image, numpy array or tensor, got {type(raw).__name__}")

@@ -57,8 +57,13 @@ class ImagePlugin(ModalityPlugin):
     def build_projector(self, llm_dim: int) -> nn.Module:
         cfg = self.config
         return PerceiverResampler(
-            in_dim=self.encoder_dim(), out_dim=llm_dim, num_latents=cfg.num_tokens, depth=cfg.resampler_depth,
-            dim=cfg.resampler_dim, heads=cfg.resampler_heads, dim_head=cfg.resampler_dim_head,
+            in_dim=self.encoder_dim(),
+            out_dim=llm_dim,
+            num_latents=cfg.num_tokens,
+            depth=cfg.resampler_depth,
+            dim=cfg.resampler_dim,
+            heads=cfg.resampler_heads,
+            dim_head=cfg.resampler_dim_head,
             ff_mult=cfg.resampler_ff_mult,
         )
 
@@ -72,8 +77,17 @@ class ImagePlugin(ModalityPlugin):
             backend="open_clip",
             model_name="tiny-vit",
             pretrained=None,
-            model_config={"vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16,
-                                         "patch_size": 8, "mlp_ratio": 2.0}, "embed_dim": 16},
+            model_config={
+                "vision_cfg": {
+                    "image_size": 32,
+                    "layers": 2,
+                    "width": 32,
+                    "head_width": 16,
+                    "patch_size": 8,
+                    "mlp_ratio": 2.0,
+                },
+                "embed_dim": 16,
+            },
             resampler_depth=2,
             resampler_dim=32,
             resampler_heads=2,

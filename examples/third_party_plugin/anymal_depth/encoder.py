@@ -17,7 +17,8 @@ class ResidualBlock(nn.Module):
             nn.GroupNorm(8, channels_out),
         )
         self.skip = (
-            nn.Identity() if stride == 1 and channels_in == channels_out
+            nn.Identity()
+            if stride == 1 and channels_in == channels_out
             else nn.Conv2d(channels_in, channels_out, 1, stride, bias=False)
         )
         self.act = nn.SiLU()

@@ -101,7 +101,11 @@ class DepthPlugin(ModalityPlugin):
             raise ConfigError(f"depth num_tokens={self.config.num_tokens}: expected a square number (a token grid)")
         width = self.config.widths[-1]
         return nn.Sequential(
-            nn.AdaptiveAvgPool2d(grid), nn.Flatten(2), _Transpose(), nn.Linear(width, llm_dim), nn.GELU(),
+            nn.AdaptiveAvgPool2d(grid),
+            nn.Flatten(2),
+            _Transpose(),
+            nn.Linear(width, llm_dim),
+            nn.GELU(),
             nn.Linear(llm_dim, llm_dim),
         )
 
@@ -118,8 +122,13 @@ class DepthPlugin(ModalityPlugin):
         return [ramp, torch.from_numpy(box)]
 
     def bad_inputs(self) -> list[Any]:
-        return [object(), "/nonexistent/depth.npy", np.zeros((4, 4, 4), np.float32), -np.ones((8, 8), np.float32),
-                np.zeros((8, 8), np.float32)]
+        return [
+            object(),
+            "/nonexistent/depth.npy",
+            np.zeros((4, 4, 4), np.float32),
+            -np.ones((8, 8), np.float32),
+            np.zeros((8, 8), np.float32),
+        ]
 
 
 class _Transpose(nn.Module):

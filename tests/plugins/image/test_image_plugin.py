@@ -8,8 +8,15 @@ from PIL import Image
 from anymal import InputError
 from anymal_image import ImagePlugin, ImagePluginConfig, PerceiverResampler, load_image
 
-HF_TINY = {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3,
-           "num_attention_heads": 2, "image_size": 32, "patch_size": 8}
+HF_TINY = {
+    "model_type": "clip_vision_model",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 2,
+    "image_size": 32,
+    "patch_size": 8,
+}
 
 
 def test_every_input_type_gives_the_same_pixels(coco_photos):
@@ -18,8 +25,15 @@ def test_every_input_type_gives_the_same_pixels(coco_photos):
     pil = Image.open(path).convert("RGB")
     array = np.asarray(pil)
     reference = plugin.preprocess(str(path))
-    for raw in (path, path.read_bytes(), pil, array, torch.from_numpy(array), np.moveaxis(array, -1, 0),
-                array.astype(np.float32) / 255):
+    for raw in (
+        path,
+        path.read_bytes(),
+        pil,
+        array,
+        torch.from_numpy(array),
+        np.moveaxis(array, -1, 0),
+        array.astype(np.float32) / 255,
+    ):
         assert torch.allclose(plugin.preprocess(raw), reference, atol=1e-6), type(raw)
 
 
@@ -53,7 +67,9 @@ def test_open_clip_local_checkpoint_file_loads_the_saved_weights(tmp_path, coco_
     tower = ImagePlugin(config).build_encoder()
     import open_clip
 
-    full = open_clip.create_model(tower_name := next(n for n in open_clip.list_models() if n.startswith("anymal-custom")))
+    full = open_clip.create_model(
+        tower_name := next(n for n in open_clip.list_models() if n.startswith("anymal-custom"))
+    )
     full.visual.load_state_dict(tower.visual.state_dict())
     with torch.no_grad():
         for p in full.visual.parameters():
@@ -67,8 +83,9 @@ def test_open_clip_local_checkpoint_file_loads_the_saved_weights(tmp_path, coco_
 
 
 def test_hf_clip_vision_backend_from_config_and_from_a_saved_folder(tmp_path, coco_photos):
-    config = ImagePluginConfig(backend="hf", model_config=HF_TINY, num_tokens=4, resampler_dim=32,
-                               resampler_heads=2, resampler_dim_head=16)
+    config = ImagePluginConfig(
+        backend="hf", model_config=HF_TINY, num_tokens=4, resampler_dim=32, resampler_heads=2, resampler_dim_head=16
+    )
     plugin = ImagePlugin(config)
     tower = plugin.build_encoder()
     batch = plugin.collate([plugin.preprocess(p) for p in coco_photos[:2]])
@@ -81,7 +98,8 @@ def test_hf_clip_vision_backend_from_config_and_from_a_saved_folder(tmp_path, co
     from transformers import CLIPImageProcessor
 
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        tmp_path / "clipv")
+        tmp_path / "clipv"
+    )
     from_folder = ImagePlugin(ImagePluginConfig(backend="hf", model_name=str(tmp_path / "clipv"), num_tokens=4))
     assert torch.allclose(from_folder.build_encoder()(batch), feats, atol=1e-6)
 

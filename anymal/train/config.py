@@ -1,0 +1,125 @@
+"""The training run's config: a typed dataclass, YAML files as partial overrides, ``key=value`` last.
+
+Everything is validated before any model loads: a wrong type or an unknown key fails naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from anymal.config import AnyMALConfig, config_from_dict, config_to_dict
+from anymal.errors import ConfigError
+
+STAGES = ("align", "instruct")
+
+
+@dataclass
+class DataSpec:
+    """One dataset: ``kind`` is a reader of ``anymal.data`` (pairs, llava, m3it, conversations)."""
+
+    kind: str = "pairs"
+    path: str = ""
+    modality: str | None = None
+    media_key: str | None = None
+    caption_key: str = "caption"
+    media_root: str | None = None
+    weight: float = 1.0
+
+
+@dataclass
+class LoRASpec:
+    """LoRA on the frozen LLM in the instruct stage (``rank=0``: off). QLoRA when the LLM is quantised."""
+
+    rank: int = 0
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    lr: float | None = None
+
+
+@dataclass
+class TrainConfig:
+    """A whole run. ``model`` is an AnyMAL config (dict form); ``init_from`` a checkpoint to start from instead."""
+
+    model: dict[str, Any] = field(default_factory=dict)
+    init_from: str | None = None
+    stage: str = "align"
+    train_modalities: list[str] = field(default_factory=list)
+    data: list[DataSpec] = field(default_factory=list)
+    eval_data: list[DataSpec] = field(default_factory=list)
+    chat: bool = False
+    on_error: str = "skip"
+    output_dir: str = "runs/anymal"
+    max_steps: int = 100
+    batch_size: int = 4
+    grad_accum: int = 1
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    mixed_precision: str = "no"
+    gradient_checkpointing: bool = False
+    lora: LoRASpec = field(default_factory=LoRASpec)
+    save_every: int = 0
+    keep_last: int = 2
+    eval_every: int = 0
+    log_every: int = 1
+    seed: int = 0
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ConfigError(f"stage={self.stage!r}: expected one of {', '.join(STAGES)}")
+        if self.on_error not in ("skip", "raise"):
+            raise ConfigError(f"on_error={self.on_error!r}: expected 'skip' or 'raise'")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ConfigError(f"mixed_precision={self.mixed_precision!r}: expected no, bf16 or fp16")
+        for name in ("max_steps", "batch_size", "grad_accum", "keep_last"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)}: expected a positive integer")
+
+    def model_config(self) -> AnyMALConfig:
+        """The validated AnyMAL config (plugin configs typed through the registry)."""
+        return AnyMALConfig.from_dict(self.model)
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+
+def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Reads a YAML config, applies ``key=value`` overrides and validates everything (model config included)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        merged = OmegaConf.merge(OmegaConf.create(data), OmegaConf.from_dotlist(list(overrides or [])))
+        data = OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"overrides: {exc}") from None
+    config = config_from_dict(TrainConfig, data)
+    if config.model:
+        config.model_config()  # fail on a bad model section before anything loads
+    elif not config.init_from:
+        raise ConfigError("give model: (an AnyMAL config) or init_from: (a checkpoint folder)")
+    if not config.data:
+        raise ConfigError("data: give at least one dataset")
+    return config
+
+
+def save_resolved(config: TrainConfig, folder: Path) -> Path:
+    """Writes the resolved config next to the run, so the run can be reproduced from it alone."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    return path

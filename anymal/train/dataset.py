@@ -1,0 +1,96 @@
+"""From dataset specs to batches: readers and mixing (``anymal.data``), tokenisation, media preprocessing.
+
+Examples are materialised once (a map-style dataset), so that shuffling is seeded per epoch, the data position is
+exact on resume, and accelerate can shard it across processes. Items whose media fail to load are skipped and
+counted (``on_error="skip"``) or stop the run naming file and line (``"raise"``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from anymal.data import Example, Mixture, read_dataset
+from anymal.errors import AnyMALError, DataError
+from anymal.processing import Turn
+from anymal.train.config import DataSpec
+
+
+def read_examples(specs: Sequence[DataSpec], modality_names: list[str], on_error: str, seed: int) -> tuple[list, Any]:
+    """All examples of the weighted mixture of ``specs`` (one pass), plus the readers' bad-row report."""
+    readers = {}
+    for i, spec in enumerate(specs):
+        kwargs: dict[str, Any] = {"on_error": on_error}
+        if spec.kind == "pairs":
+            if not spec.modality:
+                raise DataError(f"data[{i}] ({spec.path}): kind 'pairs' needs modality:")
+            kwargs.update(modality=spec.modality, media_key=spec.media_key, caption_key=spec.caption_key, seed=seed)
+        elif spec.kind == "conversations":
+            kwargs["modalities"] = modality_names
+        if spec.media_root and spec.kind != "m3it":
+            kwargs["media_root"] = spec.media_root
+        readers[f"{i}:{spec.path}"] = read_dataset(spec.kind, spec.path, **kwargs)
+    weights = {name: spec.weight for name, spec in zip(readers, specs)}
+    mixture = Mixture(readers, weights, seed=seed, stopping="all_exhausted" if len(specs) > 1 else "first_exhausted")
+    examples = list(mixture)
+    if not examples:
+        raise DataError(f"no usable examples in {[s.path for s in specs]} (report: {mixture.report})")
+    return examples, mixture.report
+
+
+class TrainingDataset(torch.utils.data.Dataset):
+    """Tokenised, preprocessed examples for one model; a bad item becomes ``None`` (skipped) or raises."""
+
+    def __init__(self, examples: list[Example], model, chat: bool, on_error: str = "skip") -> None:
+        self.examples = examples
+        self.encoder = model.prompt_encoder
+        self.plugins = model.plugins
+        self.chat = chat
+        self.on_error = on_error
+        self.skipped: Counter = Counter()
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        example = self.examples[index]
+        try:
+            unknown = set(example.media) - set(self.plugins)
+            if unknown:
+                raise DataError(f"modalities {sorted(unknown)} are not in the model ({', '.join(self.plugins)})")
+            turns = [Turn(t.role, t.text) for t in example.turns]
+            counts = {name: len(refs) for name, refs in example.media.items()}
+            ids, labels = self.encoder.encode_conversation(turns, counts, chat=self.chat, where=example.location)
+            media = {
+                name: [self.plugins[name].preprocess(ref.raw()) for ref in refs] for name, refs in example.media.items()
+            }
+        except AnyMALError as exc:
+            if self.on_error == "raise":
+                raise DataError(f"{example.location}: {exc}") from exc
+            self.skipped[type(exc).__name__] += 1
+            return None
+        return {"input_ids": ids, "labels": labels, "media": media}
+
+
+class Collator:
+    """Pads nothing (the model splices and pads); batches each modality's items with its plugin's ``collate``."""
+
+    def __init__(self, model) -> None:
+        self.plugins = model.plugins
+
+    def __call__(self, items: list[dict[str, Any] | None]) -> dict[str, Any]:
+        items = [item for item in items if item is not None]
+        batch: dict[str, Any] = {
+            "input_ids": [item["input_ids"] for item in items],
+            "labels": [item["labels"] for item in items],
+            "modality_inputs": {},
+            "n_items": len(items),
+        }
+        for name, plugin in self.plugins.items():
+            media = [x for item in items for x in item["media"].get(name, [])]
+            if media:
+                batch["modality_inputs"][name] = plugin.collate(media)
+        return batch

@@ -1,0 +1,223 @@
+"""The training loop on accelerate: one process, or DDP/FSDP under ``accelerate launch`` / ``torchrun``.
+
+``batch_size`` is the global batch: accelerate splits each batch across processes (``split_batches``), and the
+loss is normalised by the global number of target tokens, so N processes compute the same update as one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from anymal.processing import IGNORE_INDEX
+from anymal.train.checkpointing import latest_checkpoint, load_training_state, save_training_state
+from anymal.train.config import TrainConfig, save_resolved
+from anymal.train.dataset import Collator, TrainingDataset, read_examples
+from anymal.train.metrics import MetricsWriter
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    final_checkpoint: Path
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    eval_losses: list[tuple[int, float]] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def build_model(config: TrainConfig):
+    """The model to train: from a checkpoint (``init_from``) or built from the ``model`` section."""
+    from anymal.checkpoint import load_pretrained
+    from anymal.modeling import AnyMAL
+
+    if config.init_from:
+        quant = config.model.get("llm", {}).get("quantization") if config.model else None
+        return load_pretrained(config.init_from, quantization=quant)
+    return AnyMAL(config.model_config())
+
+
+def set_trainable(model, config: TrainConfig) -> list[dict[str, Any]]:
+    """Applies the stage's trainable-parameter policy and returns optimiser parameter groups."""
+    names = config.train_modalities or list(model.plugins)
+    for name, projector in model.projectors.items():
+        projector.requires_grad_(config.stage == "instruct" or name in names)
+    groups = [{"params": [p for p in model.projectors.parameters() if p.requires_grad], "lr": config.lr}]
+    if config.stage == "instruct" and config.lora.rank > 0:
+        from anymal.lora import add_lora
+
+        add_lora(
+            model,
+            rank=config.lora.rank,
+            alpha=config.lora.alpha,
+            dropout=config.lora.dropout,
+            target_modules=config.lora.target_modules,
+            gradient_checkpointing=config.gradient_checkpointing,
+        )
+        lora = [p for n, p in model.llm.named_parameters() if p.requires_grad]
+        groups.append({"params": lora, "lr": config.lora.lr or config.lr})
+    if config.gradient_checkpointing:
+        model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return [g for g in groups if g["params"]]
+
+
+def token_loss(model, batch: dict[str, Any], accelerator) -> tuple[torch.Tensor, int]:
+    """Summed next-token loss over target tokens divided by the *global* target count (times world size)."""
+    out = model(
+        input_ids=batch["input_ids"],
+        labels=batch["labels"],
+        modality_inputs=batch["modality_inputs"],
+        return_labels=True,
+    )
+    logits, labels = out.logits[:, :-1].float(), out.labels[:, 1:]
+    loss_sum = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+    )
+    n_tokens = (labels != IGNORE_INDEX).sum()
+    global_tokens = (
+        accelerator.reduce(n_tokens.detach().clone(), reduction="sum") if accelerator.num_processes > 1 else n_tokens
+    )
+    return loss_sum * accelerator.num_processes / global_tokens.clamp(min=1), int(n_tokens)
+
+
+def _loader(dataset, config: TrainConfig, collator, epoch: int, shuffle: bool = True):
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    sampler = torch.utils.data.RandomSampler(dataset, generator=generator) if shuffle else None
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collator, num_workers=config.num_workers
+    )
+
+
+@torch.no_grad()
+def evaluate(model, dataset, config: TrainConfig, collator, accelerator) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    loader = accelerator.prepare_data_loader(_loader(dataset, config, collator, 0, shuffle=False))
+    for batch in loader:
+        if batch["n_items"] == 0:
+            continue
+        out = model(input_ids=batch["input_ids"], labels=batch["labels"], modality_inputs=batch["modality_inputs"])
+        total += float(out.loss) * batch["n_items"]
+        count += batch["n_items"]
+    model.train()
+    return total / max(count, 1)
+
+
+def train(config: TrainConfig, resume: bool = False) -> TrainResult:
+    """Runs one training stage and writes ``output_dir/final`` (an anymal checkpoint) plus metrics."""
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate.utils import set_seed
+
+    from anymal.train.schedule import cosine_with_warmup
+
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        split_batches=True,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    set_seed(config.seed)
+    output_dir = Path(config.output_dir)
+    main = accelerator.is_main_process
+    if main:
+        save_resolved(config, output_dir)
+
+    model = build_model(config)
+    groups = set_trainable(model, config)
+    examples, report = read_examples(config.data, model.modality_names, config.on_error, config.seed)
+    dataset = TrainingDataset(examples, model, config.chat, config.on_error)
+    eval_dataset = None
+    if config.eval_data:
+        eval_examples, _ = read_examples(config.eval_data, model.modality_names, config.on_error, config.seed)
+        eval_dataset = TrainingDataset(eval_examples, model, config.chat, config.on_error)
+    collator = Collator(model)
+
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = cosine_with_warmup(optimizer, config.warmup_steps, config.max_steps)
+    model.train()
+    wrapped = accelerator.prepare_model(model)
+
+    step = 0
+    if resume:
+        checkpoint = latest_checkpoint(output_dir)
+        if checkpoint is not None:
+            step = load_training_state(checkpoint, model, optimizer, scheduler)
+    batches_per_epoch = math.ceil(len(dataset) / config.batch_size)
+    consumed = step * config.grad_accum
+    epoch, skip = divmod(consumed, batches_per_epoch)
+
+    metrics = MetricsWriter(output_dir, enabled=main)
+    result = TrainResult(output_dir=output_dir, final_checkpoint=output_dir / "final", steps=step)
+    bar = tqdm(total=config.max_steps, initial=step, desc=f"{config.stage}", disable=not main, dynamic_ncols=True)
+    micro = 0
+    window_loss = 0.0
+    while step < config.max_steps:
+        loader = accelerator.prepare_data_loader(_loader(dataset, config, collator, epoch))
+        if skip:
+            loader = accelerator.skip_first_batches(loader, skip)
+            skip = 0
+        for batch in loader:
+            if batch["n_items"] == 0:
+                continue
+            micro += 1
+            last_micro = micro % config.grad_accum == 0
+            sync = accelerator.no_sync(wrapped) if not last_micro and accelerator.num_processes > 1 else nullcontext()
+            with sync, accelerator.autocast():
+                loss, _ = token_loss(wrapped, batch, accelerator)
+                accelerator.backward(loss / config.grad_accum)
+            window_loss += float(loss.detach()) / config.grad_accum
+            if not last_micro:
+                continue
+            if config.max_grad_norm > 0:
+                accelerator.clip_grad_norm_([p for g in groups for p in g["params"]], config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            loss_value = accelerator.reduce(torch.tensor(window_loss), reduction="mean").item()
+            window_loss = 0.0
+            result.losses.append(loss_value)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.4f}")
+            if step % config.log_every == 0:
+                metrics.write(step, loss=loss_value, lr=scheduler.get_last_lr()[0], epoch=epoch)
+            if eval_dataset is not None and config.eval_every and step % config.eval_every == 0:
+                eval_loss = evaluate(wrapped, eval_dataset, config, collator, accelerator)
+                result.eval_losses.append((step, eval_loss))
+                metrics.write(step, eval_loss=eval_loss)
+            if config.save_every and step % config.save_every == 0 and main:
+                save_training_state(output_dir, step, model, optimizer, scheduler, config.keep_last)
+            if step >= config.max_steps:
+                break
+        epoch += 1
+    bar.close()
+    if eval_dataset is not None and (not result.eval_losses or result.eval_losses[-1][0] != step):
+        eval_loss = evaluate(wrapped, eval_dataset, config, collator, accelerator)
+        result.eval_losses.append((step, eval_loss))
+        metrics.write(step, eval_loss=eval_loss)
+    result.steps = step
+    result.skipped = (
+        {"rows": report.total_skipped, **dict(dataset.skipped)} if report.total_skipped else dict(dataset.skipped)
+    )
+    if main:
+        accelerator.unwrap_model(wrapped).save_pretrained(result.final_checkpoint)
+        summary = {
+            "steps": step,
+            "final_loss": result.losses[-1] if result.losses else None,
+            "eval_losses": result.eval_losses,
+            "skipped": result.skipped,
+            "data_report": report.to_dict(),
+        }
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        if result.skipped:
+            print(f"skipped bad items: {result.skipped} (details: {report})")
+    metrics.close()
+    accelerator.wait_for_everyone()
+    return result
