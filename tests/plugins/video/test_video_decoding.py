@@ -1,5 +1,6 @@
 """Decoding the real NASA clip: ffmpeg reference frames, pts, stream selection, every input kind, both decoders."""
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -110,3 +111,46 @@ def test_decoded_frames_input_pair_mapping_tensor_and_videoframes(nasa):
     assert load_video(clip.frames, pick, array_fps=15.0).timestamps.tolist() == pair.timestamps.tolist()
     again = load_video(clip, _pick(1))  # a VideoFrames keeps its own timestamps
     assert isinstance(again, VideoFrames) and again.timestamps.tolist() == [clip.timestamps[1]]
+
+
+def _write_ramp(path, container_format: str, codec: str, n: int = 12, rate: int = 10) -> None:
+    """``n`` flat grey frames, frame i at level 20 * i, encoded with ``codec`` into ``container_format``."""
+    with av.open(str(path), "w", format=container_format) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+@pytest.mark.parametrize(
+    ("name", "container_format", "codec"),
+    [("clip.avi", "avi", "mpeg4"), ("clip.webm", "webm", "libvpx"), ("clip.mkv", "matroska", "libx264")],
+)
+@pytest.mark.parametrize("decoder", ["pyav", pytest.param("decord", marks=needs_decord)])
+def test_other_containers_and_codecs_decode_in_order_with_their_timestamps(
+    tmp_path, name, container_format, codec, decoder
+):
+    path = tmp_path / name
+    try:
+        _write_ramp(path, container_format, codec)
+    except (av.FFmpegError, ValueError) as exc:  # an FFmpeg build without this encoder
+        pytest.skip(f"PyAV cannot encode {codec} here: {exc}")
+    clip = load_video(path, decoder=decoder)
+    assert len(clip) == 12 and clip.fps == pytest.approx(10.0)
+    assert clip.timestamps.tolist() == pytest.approx([i / 10 for i in range(12)])
+    levels = clip.frames.reshape(12, -1).mean(axis=1)
+    assert np.abs(levels - 20 * np.arange(12)).max() < 4  # lossy codecs, but the right frame at each position
+
+
+def test_a_raw_h264_stream_without_container_timestamps_decodes_in_order(tmp_path):
+    path = tmp_path / "clip.h264"
+    _write_ramp(path, "h264", "libx264")
+    clip = load_video(path, lambda stamps, fps: uniform_indices(len(stamps), 4), decoder="auto")
+    assert clip.decoder == "pyav"  # decord cannot index a bare elementary stream; auto falls back
+    assert clip.indices.tolist() == [1, 4, 7, 10]
+    assert np.abs(clip.frames.reshape(4, -1).mean(axis=1) - 20 * clip.indices).max() < 4

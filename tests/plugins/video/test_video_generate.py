@@ -101,3 +101,14 @@ def test_routed_audio_goes_after_its_video_and_generates_like_explicit_inputs(na
     assert len(batch_inputs["audio"][0]) == 2 and batch_inputs["audio"][1] is None
     kept, explicit_inputs = routed_inputs(model, "<video>", video=str(nasa), audio=(np.zeros(16000, np.float32), 16000))
     assert kept == "<video>" and explicit_inputs["audio"][1] == 16000  # explicit audio wins: nothing routed
+
+
+def test_a_saved_image_video_model_reloads_and_generates_the_same(model, nasa, tmp_path):
+    from anymal import AnyMAL
+
+    model.save_pretrained(str(tmp_path / "ckpt"))
+    again = AnyMAL.from_pretrained(str(tmp_path / "ckpt"))
+    assert again.encoders["image"] is again.encoders["video"]
+    prompt = "<video> what happens?"
+    want = model.generate(prompt, video=str(nasa), max_new_tokens=4, do_sample=False).sequences
+    assert torch.equal(again.generate(prompt, video=str(nasa), max_new_tokens=4, do_sample=False).sequences, want)
