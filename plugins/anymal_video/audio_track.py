@@ -65,6 +65,8 @@ def extract_audio_track(raw: Any, stream_index: int | None = None, where: str = 
     source = MediaSource.from_raw(raw, where)
     with source.open(where) as container:
         stream = _select_audio(container, stream_index, source.name, where)
+        if stream.codec_context is None:
+            raise InputError(f"{where}: {source.name} audio stream #{stream.index} is in a codec FFmpeg does not know")
         label = f"{source.name} audio stream #{stream.index} ({stream.codec_context.name})"
         to_float = av.AudioResampler(format="fltp")  # planar float; keeps the layout and the rate
         chunks: list[np.ndarray] = []

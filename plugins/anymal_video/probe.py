@@ -56,8 +56,9 @@ def describe_streams(container: av.container.InputContainer) -> str:
     """A one-line listing of the container's streams, e.g. ``#0 video h264 320x180, #1 audio aac``."""
     parts = []
     for stream in container.streams:
-        codec = stream.codec_context.name if stream.codec_context is not None else "unknown"
-        size = f" {stream.codec_context.width}x{stream.codec_context.height}" if stream.type == "video" else ""
+        context = stream.codec_context
+        codec = context.name if context is not None else "unknown codec"
+        size = f" {context.width}x{context.height}" if stream.type == "video" and context is not None else ""
         parts.append(f"#{stream.index} {stream.type} {codec}{size}")
     return ", ".join(parts) or "no streams"
 
@@ -109,7 +110,12 @@ def probe_video(source: MediaSource, stream_index: int | None = None, where: str
             )
         stream = select_video_stream(container, stream_index, source.name, where)
         best = container.streams.best("video")
-        codec = stream.codec_context.name if stream.codec_context is not None else "unknown"
+        if stream.codec_context is None:
+            raise InputError(
+                f"{where}: {source.name} stream #{stream.index} is video in a codec FFmpeg does not know; expected "
+                "a decodable video codec (h264, hevc, vp9, av1, mpeg4, ...): re-encode the file"
+            )
+        codec = stream.codec_context.name
         label = f"{source.name} stream #{stream.index} ({codec})"
         stamps: list[int | None] = []
         keys: list[int | None] = []

@@ -49,6 +49,7 @@ def broken_videos(nasa, tmp_path_factory) -> dict[str, Path]:
 
     * ``truncated_tail``: the original file cut at 60% (its mp4 index, the moov atom, is at the end, so it is lost).
     * ``truncated_faststart``: stream #3 remuxed with the index first, then cut at 60% (index intact, data short).
+    * ``unknown_codec``: the complete remux with its codec fourcc and codec config box renamed.
     * ``no_decodable_frames``: an mp4 whose only video stream's packets are all zero bytes.
     * ``audio_only``: an m4a file with an aac track and no video.
     * ``text``: a text file named .mp4.
@@ -66,6 +67,8 @@ def broken_videos(nasa, tmp_path_factory) -> dict[str, Path]:
                 dst.mux(packet)
     full = faststart.read_bytes()
     (folder / "truncated_faststart.mp4").write_bytes(full[: int(len(full) * 0.6)])
+    # rename the h264 sample entry and its config box so that FFmpeg cannot tell the codec
+    (folder / "unknown_codec.mp4").write_bytes(full.replace(b"avc1", b"qqqq").replace(b"avcC", b"qqqC"))
 
     with av.open(str(folder / "no_decodable_frames.mp4"), "w") as dst:
         stream = dst.add_stream("mpeg4", rate=25)

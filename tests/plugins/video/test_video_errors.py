@@ -38,6 +38,13 @@ def test_non_video_files(broken_videos, nasa, decoder):
 
 
 @pytest.mark.parametrize("decoder", DECODERS)
+def test_unknown_codec(broken_videos, decoder):
+    message = _error(broken_videos["unknown_codec"], decoder)
+    assert f"{broken_videos['unknown_codec']} stream #0 is video in a codec FFmpeg does not know" in message
+    assert "re-encode" in message
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
 def test_truncated_files(broken_videos, decoder):
     tail = _error(broken_videos["truncated_tail"], decoder)  # the mp4 index was at the end and is gone
     assert str(broken_videos["truncated_tail"]) in tail and "not a readable media container" in tail
