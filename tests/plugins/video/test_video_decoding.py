@@ -89,8 +89,8 @@ def test_auto_prefers_decord_and_falls_back_to_pyav_for_other_streams(nasa):
 
 @pytest.mark.parametrize("decoder", ["pyav", pytest.param("decord", marks=needs_decord)])
 def test_bytes_input_decodes_like_the_path(nasa, decoder):
-    from_path = load_video(nasa, _pick(3, 200), decoder=decoder)
-    from_bytes = load_video(nasa.read_bytes(), _pick(3, 200), decoder=decoder)
+    from_path = load_video(nasa, _pick(3, 200, 300), decoder=decoder)
+    from_bytes = load_video(nasa.read_bytes(), _pick(3, 200, 300), decoder=decoder)
     assert from_bytes.source == f"<{nasa.stat().st_size} bytes>"
     assert np.array_equal(from_path.frames, from_bytes.frames)
     assert np.array_equal(from_path.timestamps, from_bytes.timestamps)

@@ -84,6 +84,7 @@ def test_routed_audio_goes_after_its_video_and_generates_like_explicit_inputs(na
     model = tiny_anymal({"image": ImagePlugin.tiny_config(), "video": video, "audio": AudioPlugin.tiny_config()})
     assert set(model.plugins["video"].companion_inputs(str(nasa))) == {"audio"}
 
+    silence = (np.zeros(16000, np.float32), 16000)
     prompt, inputs = routed_inputs(model, "<video> what is said?", video=str(nasa))
     assert prompt == "<video><audio> what is said?" and isinstance(inputs["audio"][0], AudioTrack)
     routed = model.generate(prompt, **inputs, max_new_tokens=4, do_sample=False)
@@ -99,7 +100,10 @@ def test_routed_audio_goes_after_its_video_and_generates_like_explicit_inputs(na
     prompts, batch_inputs = routed_inputs(model, ["<video> and <video>", "text only"], video=[[str(nasa)] * 2, None])
     assert prompts == ["<video><audio> and <video><audio>", "text only"]
     assert len(batch_inputs["audio"][0]) == 2 and batch_inputs["audio"][1] is None
-    kept, explicit_inputs = routed_inputs(model, "<video>", video=str(nasa), audio=(np.zeros(16000, np.float32), 16000))
+    mixed, mixed_inputs = routed_inputs(model, ["<video>", "<video>"], video=[str(nasa)] * 2, audio=[None, silence])
+    assert mixed == ["<video><audio>", "<video>"] and mixed_inputs["audio"][1][0] is silence
+    assert isinstance(mixed_inputs["audio"][0][0], AudioTrack)  # only the row without explicit audio gets its track
+    kept, explicit_inputs = routed_inputs(model, "<video>", video=str(nasa), audio=silence)
     assert kept == "<video>" and explicit_inputs["audio"][1] == 16000  # explicit audio wins: nothing routed
 
 
