@@ -1,0 +1,132 @@
+"""Bytes the autograd graph keeps for backward in a Hugging Face LLaMA training step, tensor by tensor.
+
+The counts follow what PyTorch actually saves (it saves an input only when some gradient needs it), checked
+against ``torch.autograd.graph.saved_tensors_hooks`` on real ``LlamaForCausalLM`` models in
+``tests/plan/test_plan_activations.py``. Per decoder layer, with ``T`` tokens in the micro-batch:
+
+* each RMSNorm keeps its input upcast to fp32 (``T*h*4``) and the inverse RMS; with trainable norm weights also
+  the normalised activations;
+* attention keeps rotated queries and keys, values, the output and the log-sum-exp (SDPA's flash/efficient
+  kernels; no ``s x s`` matrix), plus the float attention mask (``b*s*s``) when the batch is padded. With a mask,
+  grouped KV heads are repeated to the full head count before SDPA, so keys and values take ``T*h`` each;
+* the SwiGLU MLP keeps the gate output, its SiLU and the up projection (``3*T*i``);
+* a linear layer keeps its input only when its weight is trained (full fine-tuning), LoRA reads it (and then once
+  per distinct input, unless a dtype cast or a dropout makes a private copy per wrapped module), or it is an 8-bit
+  LLM.int8 layer (bitsandbytes keeps the input). Frozen 4-bit layers keep nothing but their packed weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from anymal.plan.arch import Arch
+from anymal.plan.config import DTYPE_BYTES, PlanConfig
+
+QKV = ("q_proj", "k_proj", "v_proj")
+GATE_UP = ("gate_proj", "up_proj")
+
+
+@dataclass(frozen=True)
+class Dims:
+    """Sizes of one micro-batch."""
+
+    batch: int
+    seq: int
+    act_bytes: int  # bytes per element of the hidden states
+    lora_bytes: int  # bytes per element of trainable weights (LoRA adapters, projectors)
+
+    @property
+    def tokens(self) -> int:
+        return self.batch * self.seq
+
+
+def activation_bytes(cfg: PlanConfig) -> int:
+    """Bytes per element of the hidden states.
+
+    They are in ``compute_dtype``, except with LoRA on a quantised LLM prepared by PEFT's
+    ``prepare_model_for_kbit_training`` (``kbit_prepare``): it casts embeddings and norms to fp32, and fp32 then
+    flows through the whole residual stream.
+    """
+    if cfg.quantization != "none" and cfg.lora_rank and cfg.kbit_prepare:
+        return 4
+    return DTYPE_BYTES[cfg.compute_dtype]
+
+
+def dims_of(cfg: PlanConfig, batch: int | None = None) -> Dims:
+    return Dims(
+        batch=cfg.micro_batch if batch is None else batch,
+        seq=cfg.seq_len,
+        act_bytes=activation_bytes(cfg),
+        lora_bytes=DTYPE_BYTES[cfg.trainable_dtype],
+    )
+
+
+def layer_saved(cfg: PlanConfig, arch: Arch, d: Dims) -> dict[str, int]:
+    """Bytes one decoder layer keeps for backward, by part."""
+    T, pa = d.tokens, d.act_bytes
+    h, i, q = arch.hidden, arch.intermediate, arch.q_dim
+    full = cfg.full_finetune
+    int8 = cfg.quantization == "8bit"
+    targets = set(cfg.lora_targets) if cfg.lora_rank else set()
+    private_copy = bool(targets) and (cfg.lora_dropout > 0 or d.lora_bytes != pa)
+    shared_lora = bool(targets) and not private_copy
+
+    def reads(names: tuple[str, ...]) -> bool:
+        return full or int8 or (shared_lora and bool(targets.intersection(names)))
+
+    parts: dict[str, int] = {}
+    parts["norms"] = 2 * (T * h * 4 + T * 4 + (T * h * pa if full else 0))
+    parts["norm outputs"] = T * h * pa * (int(reads(QKV)) + int(reads(GATE_UP)))
+    kv_width = q if (cfg.padded and arch.kv_heads != arch.heads) else arch.kv_dim
+    parts["attention q/k/v/out"] = T * (2 * q + 2 * kv_width) * pa + d.batch * arch.heads * d.seq * 4
+    if cfg.padded:
+        parts["attention mask"] = d.batch * d.seq * d.seq * pa
+    parts["mlp"] = 3 * T * i * pa + (T * i * pa if reads(("down_proj",)) else 0)
+    if targets:
+        shapes = arch.linear_shapes()
+        mask_bytes = 1 if cfg.device == "cuda" else d.lora_bytes  # CUDA's dropout keeps a bool mask
+        lora = 0
+        for name in targets:
+            fan_in = shapes[name][0]
+            if cfg.lora_dropout > 0:
+                lora += T * fan_in * (d.lora_bytes + mask_bytes)
+            elif private_copy:
+                lora += T * fan_in * d.lora_bytes
+            lora += T * cfg.lora_rank * d.lora_bytes  # lora_B's input
+        parts["lora"] = lora
+    return parts
+
+
+def layer_transient(cfg: PlanConfig, arch: Arch, d: Dims) -> int:
+    """Working memory while one layer runs backward: gradients of its MLP intermediates and hidden states, and
+    the weight a 4/8-bit layer dequantises to multiply with."""
+    T, pa = d.tokens, d.act_bytes
+    work = 3 * T * arch.intermediate * pa + 2 * T * arch.hidden * pa
+    if cfg.quantization != "none":
+        largest = max(a * b for a, b in arch.linear_shapes().values())
+        work += largest * DTYPE_BYTES[cfg.compute_dtype]
+    return work
+
+
+def checkpoint_saved(cfg: PlanConfig, arch: Arch, d: Dims) -> int:
+    """Bytes one checkpointed layer keeps between forward and backward: its input hidden states."""
+    return d.tokens * arch.hidden * d.act_bytes
+
+
+def head_saved(cfg: PlanConfig, arch: Arch, d: Dims) -> dict[str, int]:
+    """Bytes kept outside the decoder layers: final norm, LM head input, log-probabilities, projector inputs."""
+    T, pa = d.tokens, d.act_bytes
+    parts = {
+        "final norm": T * arch.hidden * 4 + T * 4 + (2 * T * arch.hidden * pa if cfg.full_finetune else 0),
+        "log-probs (loss)": T * arch.vocab * 4,
+        "rotary cos/sin": 2 * d.seq * arch.head_dim * pa,
+    }
+    if pa != 4 and not cfg.gradient_checkpointing:
+        # in fp32 the first norm keeps the embeddings themselves; with checkpointing they are layer 0's input
+        parts["input embeddings"] = T * arch.hidden * pa
+    features = sum(
+        d.batch * m.items_per_example * m.feature_tokens * m.feature_dim * d.lora_bytes for m in cfg.modalities.values()
+    )
+    if features:
+        parts["projector inputs"] = features
+    return parts

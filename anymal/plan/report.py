@@ -1,0 +1,72 @@
+"""The planner's output: a readable table, or JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from anymal.plan.estimate import GIB, MemoryEstimate
+from anymal.plan.suggest import FitPlan, Suggestion
+
+
+def _gib(n: int) -> str:
+    return f"{n / GIB:.2f}"
+
+
+def describe(est: MemoryEstimate) -> str:
+    """One line naming the setup."""
+    cfg, arch = est.config, est.arch
+    quant = cfg.quantization
+    if quant == "4bit":
+        quant = f"4-bit {cfg.quant_type}{' + double quant' if cfg.double_quant else ''}"
+    training = "full fine-tune" if cfg.full_finetune else (f"LoRA r={cfg.lora_rank}" if cfg.lora_rank else "frozen")
+    mods = ", ".join(f"{n} {m.items_per_example}x{m.tokens_per_item}" for n, m in cfg.modalities.items())
+    return (
+        f"LLM {arch.total_params() / 1e9:.2f}B params ({arch.n_layers} layers, hidden {arch.hidden}), {quant}, "
+        f"{training}, {cfg.compute_dtype}; micro-batch {cfg.micro_batch} x {cfg.seq_len} tokens "
+        f"(text {cfg.text_tokens}{'; ' + mods if mods else ''}); gradient checkpointing "
+        f"{'on' if cfg.gradient_checkpointing else 'off'}; {cfg.optimizer}; {cfg.device}"
+    )
+
+
+def format_table(est: MemoryEstimate, suggestions: list[Suggestion] | None = None, plan: FitPlan | None = None) -> str:
+    """The breakdown at the peak, the verdict, and (when it does not fit) the suggestions and a plan that fits."""
+    lines = [describe(est), ""]
+    width = max(len(c.name) for c in est.components)
+    lines.append(f"{'component':<{width}}  {'GiB':>8}  note")
+    lines.append(f"{'-' * width}  {'-' * 8}  ----")
+    for c in est.components:
+        lines.append(f"{c.name:<{width}}  {_gib(c.bytes):>8}  {c.note}")
+    lines.append(f"{'-' * width}  {'-' * 8}")
+    lines.append(f"{'peak':<{width}}  {_gib(est.peak_bytes):>8}  during {est.peak_phase}")
+    lines.append("phases: " + " | ".join(f"{name} {_gib(b)} GiB" for name, b in est.phases.items()))
+    budget = est.config.budget_gib
+    if est.fits:
+        lines.append(f"FITS in {budget:g} GiB with {_gib(est.headroom_bytes)} GiB to spare.")
+    else:
+        lines.append(f"DOES NOT FIT in {budget:g} GiB: {_gib(-est.headroom_bytes)} GiB over.")
+    if suggestions:
+        lines += ["", "what to change (each alone, largest saving first):"]
+        w = max(len(s.change) for s in suggestions)
+        lines.append(f"  {'change':<{w}}  {'saves GiB':>9}  {'peak GiB':>8}  effect          args")
+        for s in suggestions:
+            fits = " fits" if s.fits_after else ""
+            lines.append(
+                f"  {s.change:<{w}}  {_gib(s.saves_bytes):>9}  {_gib(s.peak_after_bytes):>8}  "
+                f"{s.effect + fits:<15} {s.as_args()}"
+            )
+    if plan is not None and plan.steps:
+        verdict = "fits" if plan.fits else "still does not fit"
+        lines += ["", f"combined ({verdict}, peak {_gib(plan.estimate.peak_bytes)} GiB): {plan.as_args()}"]
+        for step in plan.steps:
+            lines.append(f"  - {step.change}")
+    return "\n".join(lines)
+
+
+def to_json(est: MemoryEstimate, suggestions: list[Suggestion] | None = None, plan: FitPlan | None = None) -> str:
+    """The estimate, suggestions and plan as a JSON document."""
+    data: dict[str, Any] = est.to_dict()
+    data["summary"] = describe(est)
+    data["suggestions"] = [s.to_dict() for s in suggestions or []]
+    data["plan_to_fit"] = plan.to_dict() if plan is not None else None
+    return json.dumps(data, indent=2)

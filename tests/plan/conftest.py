@@ -1,0 +1,48 @@
+"""Helpers for the memory-planner tests: tiny plan configs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anymal.plan import PlanConfig, plan_config_from_dict
+from anymal.plan.measure import projector_params
+
+
+def tiny_plan(
+    hidden: int = 128,
+    intermediate: int = 344,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    vocab: int = 512,
+    batch: int = 2,
+    text: int = 40,
+    image_tokens: int = 8,
+    feature_dim: int = 32,
+    **overrides: Any,
+) -> PlanConfig:
+    """A CPU plan of a small LLaMA with one projector-fed modality (``feature_dim`` 0: no modality)."""
+    data: dict[str, Any] = {
+        "llm": {
+            "n_layers": layers,
+            "hidden": hidden,
+            "intermediate": intermediate,
+            "heads": heads,
+            "kv_heads": kv_heads,
+            "vocab": vocab,
+        },
+        "device": "cpu",
+        "compute_dtype": "float32",
+        "micro_batch": batch,
+        "text_tokens": text,
+        "modalities": {},
+    }
+    if feature_dim:
+        data["modalities"]["image"] = {
+            "tokens_per_item": image_tokens,
+            "feature_tokens": image_tokens,
+            "feature_dim": feature_dim,
+            "projector_params": projector_params(feature_dim, hidden),
+        }
+    data.update(overrides)
+    return plan_config_from_dict(data)
