@@ -72,6 +72,7 @@ class TrainConfig:
     log_every: int = 1
     seed: int = 0
     num_workers: int = 0
+    feature_cache: str | None = None
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:

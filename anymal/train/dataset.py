@@ -17,6 +17,7 @@ from anymal.data import Example, Mixture, read_dataset
 from anymal.errors import AnyMALError, DataError
 from anymal.processing import Turn
 from anymal.train.config import DataSpec
+from anymal.train.feature_cache import concat_features
 
 
 def read_examples(specs: Sequence[DataSpec], modality_names: list[str], on_error: str, seed: int) -> tuple[list, Any]:
@@ -44,8 +45,9 @@ def read_examples(specs: Sequence[DataSpec], modality_names: list[str], on_error
 class TrainingDataset(torch.utils.data.Dataset):
     """Tokenised, preprocessed examples for one model; a bad item becomes ``None`` (skipped) or raises."""
 
-    def __init__(self, examples: list[Example], model, chat: bool, on_error: str = "skip") -> None:
+    def __init__(self, examples: list[Example], model, chat: bool, on_error: str = "skip", cache=None) -> None:
         self.examples = examples
+        self.cache = cache
         self.encoder = model.prompt_encoder
         self.plugins = model.plugins
         self.chat = chat
@@ -64,6 +66,8 @@ class TrainingDataset(torch.utils.data.Dataset):
             turns = [Turn(t.role, t.text) for t in example.turns]
             counts = {name: len(refs) for name, refs in example.media.items()}
             ids, labels = self.encoder.encode_conversation(turns, counts, chat=self.chat, where=example.location)
+            if self.cache is not None:
+                return {"input_ids": ids, "labels": labels, "features": self._cached(example)}
             media = {
                 name: [self.plugins[name].preprocess(ref.raw()) for ref in refs] for name, refs in example.media.items()
             }
@@ -74,9 +78,22 @@ class TrainingDataset(torch.utils.data.Dataset):
             return None
         return {"input_ids": ids, "labels": labels, "media": media}
 
+    def _cached(self, example: Example) -> dict[str, list]:
+        features = {}
+        for name, refs in example.media.items():
+            features[name] = []
+            for ref in refs:
+                cached = self.cache.get(name, ref)
+                if cached is None:  # precompute() could not encode it: show the plugin's own error
+                    self.plugins[name].preprocess(ref.raw())
+                    raise DataError(f"{name} input {ref!r} is missing from the feature cache")
+                features[name].append(cached)
+        return features
+
 
 class Collator:
-    """Pads nothing (the model splices and pads); batches each modality's items with its plugin's ``collate``."""
+    """Pads nothing (the model splices and pads); batches each modality's items with its plugin's ``collate``,
+    or concatenates cached encoder features."""
 
     def __init__(self, model) -> None:
         self.plugins = model.plugins
@@ -87,10 +104,14 @@ class Collator:
             "input_ids": [item["input_ids"] for item in items],
             "labels": [item["labels"] for item in items],
             "modality_inputs": {},
+            "modality_features": {},
             "n_items": len(items),
         }
         for name, plugin in self.plugins.items():
-            media = [x for item in items for x in item["media"].get(name, [])]
+            media = [x for item in items for x in item.get("media", {}).get(name, [])]
             if media:
                 batch["modality_inputs"][name] = plugin.collate(media)
+            cached = [x for item in items for x in item.get("features", {}).get(name, [])]
+            if cached:
+                batch["modality_features"][name] = concat_features(cached)
         return batch

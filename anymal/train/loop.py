@@ -21,6 +21,7 @@ from anymal.processing import IGNORE_INDEX
 from anymal.train.checkpointing import latest_checkpoint, load_training_state, save_training_state
 from anymal.train.config import TrainConfig, save_resolved
 from anymal.train.dataset import Collator, TrainingDataset, read_examples
+from anymal.train.feature_cache import FeatureCache
 from anymal.train.metrics import MetricsWriter
 
 
@@ -75,6 +76,7 @@ def token_loss(model, batch: dict[str, Any], accelerator) -> tuple[torch.Tensor,
         input_ids=batch["input_ids"],
         labels=batch["labels"],
         modality_inputs=batch["modality_inputs"],
+        modality_features=batch["modality_features"],
         return_labels=True,
     )
     logits, labels = out.logits[:, :-1].float(), out.labels[:, 1:]
@@ -104,7 +106,12 @@ def evaluate(model, dataset, config: TrainConfig, collator, accelerator) -> floa
     for batch in loader:
         if batch["n_items"] == 0:
             continue
-        out = model(input_ids=batch["input_ids"], labels=batch["labels"], modality_inputs=batch["modality_inputs"])
+        out = model(
+            input_ids=batch["input_ids"],
+            labels=batch["labels"],
+            modality_inputs=batch["modality_inputs"],
+            modality_features=batch["modality_features"],
+        )
         total += float(out.loss) * batch["n_items"]
         count += batch["n_items"]
     model.train()
@@ -132,11 +139,21 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     model = build_model(config)
     groups = set_trainable(model, config)
     examples, report = read_examples(config.data, model.modality_names, config.on_error, config.seed)
-    dataset = TrainingDataset(examples, model, config.chat, config.on_error)
+    cache = None
+    if config.feature_cache:
+        cache = FeatureCache(config.feature_cache, model)
+        if main:
+            stats = cache.precompute(examples, batch_size=config.batch_size)
+            print(f"feature cache {config.feature_cache}: {stats['encoded']} encoded, {stats['failed']} unreadable")
+        accelerator.wait_for_everyone()
+    dataset = TrainingDataset(examples, model, config.chat, config.on_error, cache)
     eval_dataset = None
     if config.eval_data:
         eval_examples, _ = read_examples(config.eval_data, model.modality_names, config.on_error, config.seed)
-        eval_dataset = TrainingDataset(eval_examples, model, config.chat, config.on_error)
+        if cache is not None and main:
+            cache.precompute(eval_examples, batch_size=config.batch_size)
+        accelerator.wait_for_everyone()
+        eval_dataset = TrainingDataset(eval_examples, model, config.chat, config.on_error, cache)
     collator = Collator(model)
 
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
