@@ -14,6 +14,7 @@ import torch
 
 from anymal.errors import InputError
 from anymal.processing import sentinel_id
+from anymal.routing import add_companion_inputs
 
 
 @dataclass
@@ -136,6 +137,11 @@ class GenerationMixin:
         for name, value in modal_kwargs.items():
             for r, items in enumerate(_row_inputs(self.plugins[name], value, n_rows, batched, name)):
                 per_row[r][name] = items
+
+        # inputs a plugin derives for another (a video's audio track when route_audio is set)
+        routed_prompts, per_row = add_companion_inputs(self.plugins, prompts if prompt is not None else None, per_row)
+        if prompt is not None:
+            prompts = routed_prompts
 
         use_chat = self.config.llm.apply_chat_template if chat is None else chat
         if prompt is not None:

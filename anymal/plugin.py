@@ -114,6 +114,10 @@ class ModalityPlugin(abc.ABC):
             return {key: torch.stack([item[key] for item in items]) for key in first}
         return torch.stack(items)
 
+    def companion_inputs(self, raw: Any) -> dict[str, Any]:
+        """Raw inputs for other modalities carried by ``raw`` (e.g. a video's audio track); default: none."""
+        return {}
+
     def is_single_input(self, raw: Any) -> bool:
         """Whether ``raw`` is one input (as opposed to a list of inputs). Override for tuple-shaped inputs."""
         return not isinstance(raw, list)

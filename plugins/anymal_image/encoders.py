@@ -21,7 +21,15 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 def encoder_key(config: ImagePluginConfig) -> str:
     """Identity of the vision tower a config builds: plugins with equal keys can share one instance."""
-    fields = [config.backend, config.model_name, config.pretrained, config.model_config, config.init_seed]
+    fields = [
+        config.backend,
+        config.model_name,
+        config.pretrained,
+        config.model_config,
+        config.init_seed,
+        config.feature_layer,
+        config.keep_cls_token,
+    ]
     return "vision:" + hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

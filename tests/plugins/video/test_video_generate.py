@@ -96,6 +96,8 @@ def test_routed_audio_goes_after_its_video_and_generates_like_explicit_inputs(na
         do_sample=False,
     )
     assert torch.equal(routed.sequences, explicit.sequences)
+    automatic = model.generate("<video> what is said?", video=str(nasa), max_new_tokens=4, do_sample=False)
+    assert torch.equal(automatic.sequences, explicit.sequences)  # generate() routes the track itself
 
     prompts, batch_inputs = routed_inputs(model, ["<video> and <video>", "text only"], video=[[str(nasa)] * 2, None])
     assert prompts == ["<video><audio> and <video><audio>", "text only"]
