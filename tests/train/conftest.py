@@ -28,7 +28,7 @@ def pairs(tmp_path_factory, assets):
     return path, folder / "tok", len(rows) - 2
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def make_config(pairs, stories260k_path):
     """``make_config(folder, "key=value", ...)``: an align config on the photo captions, output in ``folder/run``."""
 
