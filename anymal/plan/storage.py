@@ -49,4 +49,4 @@ def adamw8bit_state_bytes(numel: int) -> int:
     if numel < BNB_MIN_8BIT_SIZE:
         return 2 * numel * 4
     blocks = math.ceil(numel / BNB_OPTIM_BLOCKSIZE)
-    return 2 * numel + 2 * blocks * 4 + 4  # + the unorm_vec scalar
+    return 2 * numel + 2 * blocks * 4  # the 256-entry quantisation maps are shared by all parameters

@@ -9,7 +9,7 @@ from conftest import tiny_plan
 
 from anymal.plan import estimate, plan_config_from_dict, resolve_arch
 from anymal.plan.measure import build_training_setup, save_random_llm
-from anymal.plan.storage import adamw_state_bytes, quant4_parts
+from anymal.plan.storage import adamw8bit_state_bytes, adamw_state_bytes, quant4_parts
 
 
 @pytest.mark.parametrize(
@@ -86,3 +86,20 @@ def test_adamw_state_bytes_match_torch():
     opt.step()
     real = sum(t.untyped_storage().nbytes() for state in opt.state.values() for t in state.values())
     assert real == sum(adamw_state_bytes(p.numel(), 4) for p in params)
+
+
+def test_adamw8bit_state_bytes_match_bitsandbytes():
+    import bitsandbytes as bnb
+
+    params = [torch.nn.Parameter(torch.randn(300, 70)), torch.nn.Parameter(torch.randn(50))]
+    opt = bnb.optim.AdamW8bit(params)
+    sum(p.sum() for p in params).backward()
+    opt.step()
+    shared = {"qmap1", "qmap2"}  # one dynamic quantisation map for every parameter
+    real = sum(
+        t.untyped_storage().nbytes()
+        for state in opt.state.values()
+        for key, t in state.items()
+        if torch.is_tensor(t) and key not in shared
+    )
+    assert real == sum(adamw8bit_state_bytes(p.numel()) for p in params)
