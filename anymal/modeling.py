@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+from transformers.utils import ModelOutput
 
 from anymal.config import AnyMALConfig
 from anymal.errors import InputError
@@ -16,6 +18,18 @@ from anymal.llm import freeze, llm_context_length, llm_hidden_size, load_llm, lo
 from anymal.plugin import ModalityPlugin
 from anymal.processing import PromptEncoder
 from anymal.registry import get_plugin
+
+
+@dataclass
+class AnyMALOutput(ModelOutput):
+    """``forward`` output: the LLM's causal-LM output plus, with ``return_labels``, the spliced labels."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    past_key_values: Any = None
+    hidden_states: Any = None
+    attentions: Any = None
 
 
 def move_to(batch: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
@@ -210,9 +224,14 @@ class AnyMAL(GenerationMixin, nn.Module):
             labels=None if return_labels else fused.labels,
             **llm_kwargs,
         )
-        if return_labels:  # the caller computes its own loss (e.g. normalised over processes)
-            out["labels"] = fused.labels
-        return out
+        return AnyMALOutput(
+            loss=out.loss,
+            logits=out.logits,
+            labels=fused.labels if return_labels else None,  # for callers that compute their own loss
+            past_key_values=out.get("past_key_values"),
+            hidden_states=out.get("hidden_states"),
+            attentions=out.get("attentions"),
+        )
 
     # --- checkpoints -------------------------------------------------------------------------------------------
     def save_pretrained(self, path: str, **kwargs: Any) -> None:

@@ -7,7 +7,6 @@ loss is normalised by the global number of target tokens, so N processes compute
 from __future__ import annotations
 
 import json
-import math
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from anymal.train.config import TrainConfig, save_resolved
 from anymal.train.dataset import Collator, TrainingDataset, read_examples
 from anymal.train.feature_cache import FeatureCache
 from anymal.train.metrics import MetricsWriter
+from anymal.train.sampler import ShardedBatchSampler
 
 
 @dataclass
@@ -70,8 +70,8 @@ def set_trainable(model, config: TrainConfig) -> list[dict[str, Any]]:
     return [g for g in groups if g["params"]]
 
 
-def token_loss(model, batch: dict[str, Any], accelerator) -> tuple[torch.Tensor, int]:
-    """Summed next-token loss over target tokens divided by the *global* target count (times world size)."""
+def summed_token_loss(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token cross-entropy summed over this process's target tokens, and their count."""
     out = model(
         input_ids=batch["input_ids"],
         labels=batch["labels"],
@@ -83,39 +83,47 @@ def token_loss(model, batch: dict[str, Any], accelerator) -> tuple[torch.Tensor,
     loss_sum = F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
     )
-    n_tokens = (labels != IGNORE_INDEX).sum()
-    global_tokens = (
-        accelerator.reduce(n_tokens.detach().clone(), reduction="sum") if accelerator.num_processes > 1 else n_tokens
-    )
+    return loss_sum, (labels != IGNORE_INDEX).sum()
+
+
+def token_loss(model, batch: dict[str, Any], accelerator) -> tuple[torch.Tensor, int]:
+    """Summed loss divided by the *global* target count, times the world size (DDP averages gradients)."""
+    loss_sum, n_tokens = summed_token_loss(model, batch)
+    global_tokens = n_tokens.detach().clone()
+    if accelerator.num_processes > 1:
+        global_tokens = accelerator.reduce(global_tokens, reduction="sum")
     return loss_sum * accelerator.num_processes / global_tokens.clamp(min=1), int(n_tokens)
 
 
-def _loader(dataset, config: TrainConfig, collator, epoch: int, shuffle: bool = True):
-    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
-    sampler = torch.utils.data.RandomSampler(dataset, generator=generator) if shuffle else None
+def _loader(dataset, config: TrainConfig, collator, accelerator, epoch: int, shuffle: bool = True, skip: int = 0):
+    sampler = ShardedBatchSampler(
+        len(dataset),
+        config.batch_size,
+        config.seed,
+        epoch,
+        accelerator.process_index,
+        accelerator.num_processes,
+        shuffle=shuffle,
+        skip=skip,
+    )
     return torch.utils.data.DataLoader(
-        dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collator, num_workers=config.num_workers
+        dataset, batch_sampler=sampler, collate_fn=collator, num_workers=config.num_workers
     )
 
 
 @torch.no_grad()
 def evaluate(model, dataset, config: TrainConfig, collator, accelerator) -> float:
+    """Held-out loss: token-weighted mean over the whole eval set (all processes)."""
     model.eval()
-    total, count = 0.0, 0
-    loader = accelerator.prepare_data_loader(_loader(dataset, config, collator, 0, shuffle=False))
-    for batch in loader:
+    total = torch.zeros(2)
+    for batch in _loader(dataset, config, collator, accelerator, 0, shuffle=False):
         if batch["n_items"] == 0:
             continue
-        out = model(
-            input_ids=batch["input_ids"],
-            labels=batch["labels"],
-            modality_inputs=batch["modality_inputs"],
-            modality_features=batch["modality_features"],
-        )
-        total += float(out.loss) * batch["n_items"]
-        count += batch["n_items"]
+        loss_sum, n_tokens = summed_token_loss(model, batch)
+        total += torch.tensor([float(loss_sum), float(n_tokens)])
     model.train()
-    return total / max(count, 1)
+    total = accelerator.reduce(total.to(accelerator.device), reduction="sum").cpu()
+    return float(total[0] / total[1].clamp(min=1))
 
 
 def train(config: TrainConfig, resume: bool = False) -> TrainResult:
@@ -126,6 +134,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     from anymal.train.schedule import cosine_with_warmup
 
     accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),  # makes torchrun on CPU-only machines use DDP over gloo
         mixed_precision=config.mixed_precision,
         split_batches=True,
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
@@ -166,7 +175,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         checkpoint = latest_checkpoint(output_dir)
         if checkpoint is not None:
             step = load_training_state(checkpoint, model, optimizer, scheduler)
-    batches_per_epoch = math.ceil(len(dataset) / config.batch_size)
+    batches_per_epoch = len(_loader(dataset, config, collator, accelerator, 0))
     consumed = step * config.grad_accum
     epoch, skip = divmod(consumed, batches_per_epoch)
 
@@ -176,10 +185,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     micro = 0
     window_loss = 0.0
     while step < config.max_steps:
-        loader = accelerator.prepare_data_loader(_loader(dataset, config, collator, epoch))
-        if skip:
-            loader = accelerator.skip_first_batches(loader, skip)
-            skip = 0
+        loader = _loader(dataset, config, collator, accelerator, epoch, skip=skip)
+        skip = 0
         for batch in loader:
             if batch["n_items"] == 0:
                 continue
