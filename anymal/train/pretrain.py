@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,14 @@ def task_overrides(spec: str) -> list[str]:
 
 def load_pretrain_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PretrainConfig:
     """Reads, merges and validates a pretraining config; unknown keys and unknown plugins/tasks fail here."""
-    config = config_from_dict(PretrainConfig, read_config_dict(path, overrides))
+    data = read_config_dict(path, overrides)
+    unknown = sorted(set(data) - {f.name for f in fields(PretrainConfig)})
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(unknown)} in a pretraining config (one with a top-level task:); expected "
+            f"{', '.join(f.name for f in fields(PretrainConfig))}, with the task's own settings under options:"
+        )
+    config = config_from_dict(PretrainConfig, data)
     resolve_task(config)
     return config
 
