@@ -60,6 +60,7 @@ class TrainConfig:
     batch_size: int = 4
     grad_accum: int = 1
     lr: float = 1e-4
+    module_lr: dict[str, float] = field(default_factory=dict)
     weight_decay: float = 0.0
     warmup_steps: int = 0
     max_grad_norm: float = 1.0

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from anymal.errors import ConfigError
 from anymal.processing import IGNORE_INDEX
 from anymal.train.checkpointing import latest_checkpoint, load_training_state, save_training_state
 from anymal.train.config import TrainConfig, save_resolved
@@ -51,7 +52,17 @@ def set_trainable(model, config: TrainConfig) -> list[dict[str, Any]]:
     names = config.train_modalities or list(model.plugins)
     for name, projector in model.projectors.items():
         projector.requires_grad_(config.stage == "instruct" or name in names)
-    groups = [{"params": [p for p in model.projectors.parameters() if p.requires_grad], "lr": config.lr}]
+    unknown = set(config.module_lr) - set(model.projectors) - {"lora"}
+    if unknown:
+        raise ConfigError(f"module_lr: unknown modules {sorted(unknown)}; expected projector names or 'lora'")
+    groups = [
+        {
+            "params": [p for p in projector.parameters() if p.requires_grad],
+            "lr": config.module_lr.get(name, config.lr),
+            "name": name,
+        }
+        for name, projector in model.projectors.items()
+    ]
     if config.stage == "instruct" and config.lora.rank > 0:
         from anymal.lora import add_lora
 
@@ -64,7 +75,7 @@ def set_trainable(model, config: TrainConfig) -> list[dict[str, Any]]:
             gradient_checkpointing=config.gradient_checkpointing,
         )
         lora = [p for n, p in model.llm.named_parameters() if p.requires_grad]
-        groups.append({"params": lora, "lr": config.lora.lr or config.lr})
+        groups.append({"params": lora, "lr": config.module_lr.get("lora", config.lora.lr or config.lr), "name": "lora"})
     if config.gradient_checkpointing:
         model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return [g for g in groups if g["params"]]
