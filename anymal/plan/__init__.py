@@ -6,18 +6,27 @@
 from anymal.plan.arch import PRESETS, Arch, resolve_arch
 from anymal.plan.config import LLMArchConfig, ModalityLoad, PlanConfig, load_plan_config, plan_config_from_dict
 from anymal.plan.estimate import GIB, Component, MemoryEstimate, estimate
+from anymal.plan.report import format_table, to_json
+from anymal.plan.suggest import FitPlan, Suggestion, apply_overrides, plan_to_fit, suggest
 
 __all__ = [
     "GIB",
     "PRESETS",
     "Arch",
     "Component",
+    "FitPlan",
     "LLMArchConfig",
     "MemoryEstimate",
     "ModalityLoad",
     "PlanConfig",
+    "Suggestion",
+    "apply_overrides",
     "estimate",
+    "format_table",
     "load_plan_config",
     "plan_config_from_dict",
+    "plan_to_fit",
     "resolve_arch",
+    "suggest",
+    "to_json",
 ]

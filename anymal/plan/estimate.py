@@ -12,6 +12,13 @@ A step goes through phases, and the peak is the largest of them:
 Static memory (weights, quantisation constants, encoders, trainable parameters, optimizer states; gradients too
 when accumulating over micro-batches) is present in all of them. On CUDA, the context and a fragmentation
 allowance proportional to the dynamic memory are added.
+
+Accuracy: weights, quantisation constants and optimizer states are exact; the activations autograd keeps match
+``saved_tensors_hooks`` to the byte; measured peaks of CPU training steps (``bench/bench_plan_accuracy.py``) are
+within a few percent. The CUDA context size and the fragmentation fraction are assumptions (configurable), not
+measured here. Not modelled: the frozen encoders' forward activations (run under ``no_grad``, transient), attention
+implementations other than SDPA (eager attention keeps ``s x s`` probabilities), and tensors a training loop keeps
+beyond the model outputs.
 """
 
 from __future__ import annotations

@@ -4,14 +4,16 @@ A step is what AnyMAL trains: projector tokens spliced in front of the text embe
 4-bit, optionally LoRA-wrapped) ``LlamaForCausalLM`` built from a config with transformers, forward with labels,
 backward, AdamW step. Memory is the process's resident set, which is what a CPU "device" has:
 
-* the model's resident size is the growth of anonymous memory (``RssAnon``) while it is built, which leaves out
-  file-backed pages such as a mapped safetensors file;
+* the model's resident size is the growth of anonymous memory (``RssAnon``) while it is built; a 4-bit model is
+  loaded from a random checkpoint, and the tensors it would keep mapped from that file are copied into memory,
+  as loading onto a GPU does;
 * the training steps' peak is the kernel's high-water mark (``VmHWM``), reset with ``/proc/self/clear_refs``
   just before the steps, minus the resident size at that moment.
 
 Their sum is the measured peak. Each measurement runs in a fresh interpreter with glibc's ``mmap`` threshold
 pinned at 64 KiB, so that freed tensors go back to the kernel instead of staying in malloc's heap (which would
-hide reuse and make the numbers depend on history); a tiny warm-up step first pages in the code. Linux only.
+hide reuse and make the numbers depend on history); a tiny warm-up step first pages in the code. Several
+measurements may share one process (everything is freed in between). Linux only.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from anymal.plan.config import LLMArchConfig, ModalityLoad, PlanConfig, plan_con
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "131072", "MALLOC_ARENA_MAX": "2"}
 
 
-def _status_kib() -> dict[str, int]:
+def _proc_status_bytes() -> dict[str, int]:
     out = {}
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -281,14 +283,14 @@ def measure(cfg: PlanConfig, steps: int = 2, seed: int = 0, workdir: str | os.Pa
         del parts
         gc.collect()
 
-        before = _status_kib()
+        before = _proc_status_bytes()
         model, projectors, optimizer = build_training_setup(cfg, seed, work)
         gc.collect()
-        built = _status_kib()
+        built = _proc_status_bytes()
         _reset_peak()
-        ready = _status_kib()
+        ready = _proc_status_bytes()
         seconds = _steps(cfg, model, projectors, optimizer, steps, seed)
-        after = _status_kib()
+        after = _proc_status_bytes()
         tensors = _tensor_bytes(model, projectors, optimizer)
     model_bytes = built["RssAnon"] - before["RssAnon"]
     steps_peak = after["VmHWM"] - ready["VmRSS"]

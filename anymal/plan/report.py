@@ -48,12 +48,11 @@ def format_table(est: MemoryEstimate, suggestions: list[Suggestion] | None = Non
     if suggestions:
         lines += ["", "what to change (each alone, largest saving first):"]
         w = max(len(s.change) for s in suggestions)
-        lines.append(f"  {'change':<{w}}  {'saves GiB':>9}  {'peak GiB':>8}  effect          args")
+        lines.append(f"  {'change':<{w}}  {'saves GiB':>9}  {'peak GiB':>8}  {'fits':<4}  {'effect':<13}  args")
         for s in suggestions:
-            fits = " fits" if s.fits_after else ""
             lines.append(
                 f"  {s.change:<{w}}  {_gib(s.saves_bytes):>9}  {_gib(s.peak_after_bytes):>8}  "
-                f"{s.effect + fits:<15} {s.as_args()}"
+                f"{'yes' if s.fits_after else 'no':<4}  {s.effect:<13}  {s.as_args()}"
             )
     if plan is not None and plan.steps:
         verdict = "fits" if plan.fits else "still does not fit"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import tiny_plan
+from plan_helpers import tiny_plan
 
 from anymal.plan import estimate
 from anymal.plan.measure import measure_many_in_subprocess

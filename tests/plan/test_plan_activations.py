@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_plan
+from plan_helpers import tiny_plan
 
 from anymal.plan import activations as act
 from anymal.plan.measure import build_training_setup, save_random_llm, training_batch

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import tiny_plan
+from plan_helpers import tiny_plan
 
 from anymal.errors import ConfigError
 from anymal.plan import GIB, estimate, load_plan_config, plan_config_from_dict

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bitsandbytes.functional as bnbf
 import pytest
 import torch
-from conftest import tiny_plan
+from plan_helpers import tiny_plan
 
 from anymal.plan import estimate, plan_config_from_dict, resolve_arch
 from anymal.plan.measure import build_training_setup, save_random_llm

@@ -1,4 +1,4 @@
-"""Helpers for the memory-planner tests: tiny plan configs."""
+"""Helpers for the memory-planner tests: tiny plan configs (a uniquely named module, imported by the tests)."""
 
 from __future__ import annotations
 
