@@ -19,11 +19,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from common import report  # noqa: E402
+from common import report
 
-from anymal.testing import ASSETS, STORIES260K, train_tiny_tokenizer  # noqa: E402
-from anymal.train import load_train_config, train  # noqa: E402
-from anymal_image import ImagePluginConfig  # noqa: E402
+from anymal.testing import ASSETS, STORIES260K, train_tiny_tokenizer
+from anymal.train import load_train_config, train
+from anymal_image import ImagePluginConfig
 
 
 def main() -> None:
