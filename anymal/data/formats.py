@@ -107,7 +107,7 @@ def parse_conversation(row: Row, key: str = "conversations") -> list[Turn]:
         role = turn.get(role_key)
         if role is None:
             raise _fail(row, f"{where}.from", "missing_field", "missing; expected the speaker (human/gpt)")
-        if role not in _ROLE_NAMES:
+        if not isinstance(role, str) or role not in _ROLE_NAMES:
             choices = ", ".join(sorted(_ROLE_NAMES))
             raise _fail(row, f"{where}.{role_key}", "bad_conversation", f"unknown role {role!r}; expected {choices}")
         text = turn.get(text_key)
