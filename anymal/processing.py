@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from anymal.data.records import Turn
 from anymal.errors import ConfigError, InputError
+
+__all__ = ["IGNORE_INDEX", "PromptEncoder", "Turn", "sentinel_id", "sentinel_index"]
 
 IGNORE_INDEX = -100
 SENTINEL_BASE = -1000
@@ -26,14 +28,6 @@ def sentinel_id(index: int) -> int:
 def sentinel_index(token_id: int) -> int:
     """Inverse of :func:`sentinel_id` (``-1`` for ordinary tokens)."""
     return SENTINEL_BASE - token_id if token_id <= SENTINEL_BASE else -1
-
-
-@dataclass
-class Turn:
-    """One message of a conversation; ``role`` is ``"user"``, ``"assistant"`` or ``"system"``."""
-
-    role: str
-    text: str
 
 
 class PromptEncoder:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROLES = ("user", "assistant")
+ROLES = ("system", "user", "assistant")
 
 
 def placeholder(modality: str) -> str:
@@ -25,7 +25,8 @@ class Turn:
     """One message of a conversation.
 
     Attributes:
-        role: ``"user"`` (prompts, may contain modality placeholders) or ``"assistant"`` (the trained response).
+        role: ``"user"`` (prompts, may contain modality placeholders), ``"assistant"`` (the trained response) or
+            ``"system"`` (a system prompt, rendered by the chat template).
         text: the message text.
     """
 

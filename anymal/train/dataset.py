@@ -15,7 +15,6 @@ import torch
 
 from anymal.data import Example, Mixture, read_dataset
 from anymal.errors import AnyMALError, DataError
-from anymal.processing import Turn
 from anymal.train.config import DataSpec
 from anymal.train.feature_cache import concat_features
 
@@ -63,9 +62,10 @@ class TrainingDataset(torch.utils.data.Dataset):
             unknown = set(example.media) - set(self.plugins)
             if unknown:
                 raise DataError(f"modalities {sorted(unknown)} are not in the model ({', '.join(self.plugins)})")
-            turns = [Turn(t.role, t.text) for t in example.turns]
             counts = {name: len(refs) for name, refs in example.media.items()}
-            ids, labels = self.encoder.encode_conversation(turns, counts, chat=self.chat, where=example.location)
+            ids, labels = self.encoder.encode_conversation(
+                example.turns, counts, chat=self.chat, where=example.location
+            )
             if self.cache is not None:
                 return {"input_ids": ids, "labels": labels, "features": self._cached(example)}
             media = {

@@ -15,8 +15,9 @@ def test_placeholder_is_plugin_name_in_angle_brackets():
 
 
 def test_turn_rejects_unknown_role():
-    with pytest.raises(ValueError, match="user, assistant"):
-        Turn("system", "be nice")
+    with pytest.raises(ValueError, match="system, user, assistant"):
+        Turn("narrator", "be nice")
+    assert Turn("system", "be nice").role == "system"  # rendered by chat templates
 
 
 def test_media_ref_holds_exactly_one_of_path_and_bytes(tmp_path):
