@@ -31,14 +31,14 @@ What differs, by design of the two models (not of this benchmark):
 
 Sizes: ``tiny`` (LLaMA 2x32 with the real 32k LLaMA-2 vocabulary, 2-layer ViT, 16 patches, seconds) and ``mid``
 (LLaMA 4x512, ViT-S/16 at 224 px = 196 patches). Timing alternates the two sides in rounds (``best_of`` per round,
-the first round warms up) so that load from other users of the machine hits both; the ratio is the median of
-per-round ratios. One torch thread by default: on a shared, oversubscribed 2-core machine two OpenMP threads
-stall on each other and made single steps 10x slower and erratic (``--threads 2`` to use both cores). Peak RSS is
-measured in a child process per side that builds only that side, resets the kernel's high-water mark after
-building, and runs two steps. ``--breakdown`` adds per-phase times (encoder, projector fwd+bwd, LLM fwd+bwd with
-full logits and with logits at target positions only); ``--profile`` prints torch.profiler tables.
+the first round warms up, the side that goes first alternates) so that load from other users of the machine hits
+both; the ratio is the median of per-round ratios. One torch thread by default: on a shared, oversubscribed 2-core
+machine two OpenMP threads stall on each other and made single steps 10x slower and erratic (``--threads 2`` to use
+both cores). Peak RSS is measured in a child process per side that builds only that side, resets the kernel's
+high-water mark after building, and runs two steps. ``--breakdown`` adds per-phase times (encoder, projector
+fwd+bwd, LLM fwd+bwd with full logits three ways, see ``breakdown``); ``--profile`` prints torch.profiler tables.
 
-Run: ``python bench/bench_train_vs_llava.py [--sizes tiny mid] [--rounds 3] [--repeats 3] [--out path.json]``.
+Run: ``python bench/bench_train_vs_llava.py [--sizes tiny mid ...] [--rounds N] [--breakdown] [--out path.json]``.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ class Size:
     resampler: dict[str, int] = field(default_factory=dict)
     num_tokens: int | None = None  # None: one token per patch, like LLaVA
     batch: int = 4
+    rounds: int = 7  # alternating timing rounds (``--rounds`` overrides)
 
     @property
     def patches(self) -> int:
@@ -104,7 +105,7 @@ TINY_RESAMPLER = dict(
 SMALL_RESAMPLER = dict(resampler_depth=1, resampler_dim=512, resampler_heads=8, resampler_dim_head=64)
 
 SIZES = {
-    "tiny": Size("tiny", TINY_LLM, TINY_VIT, TINY_RESAMPLER),
+    "tiny": Size("tiny", TINY_LLM, TINY_VIT, TINY_RESAMPLER, rounds=21),
     # anymal's default resampler (2 blocks of width 1024, sized for 7B+ LLMs), one latent per patch
     "mid": Size("mid", MID_LLM, MID_VIT),
     # a one-block resampler at the LLM's width: how much of the gap is the projector's own size
@@ -208,7 +209,7 @@ def anymal_batch(model: AnyMAL, size: Size) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         spec = DataSpec(kind="pairs", path=str(caption_pairs(Path(tmp), size.batch)), modality="image")
-        examples, _ = read_examples([spec], model.modality_names, "raise", seed=0)
+        examples, _ = read_examples([spec], model.plugins, "raise", seed=0)
         dataset = TrainingDataset(examples, model, chat=False, on_error="raise")
         return Collator(model)([dataset[i] for i in range(len(dataset))])
 
@@ -311,10 +312,11 @@ def time_size(size: Size, rounds: int, repeats: int, profile: bool, phases: bool
         raise RuntimeError("the two sides do not feed the LLM the same sequence layout")
 
     anymal_times, llava_times = [], []
-    for r in range(rounds):
+    for r in range(rounds):  # alternate which side goes first, so that a drift in machine load hits both
         warmup = 1 if r == 0 else 0
-        anymal_times.append(best_of(anymal_step, repeats=repeats, warmup=warmup))
-        llava_times.append(best_of(llava_step, repeats=repeats, warmup=warmup))
+        order = ((anymal_step, anymal_times), (llava_step, llava_times))
+        for step, times in order if r % 2 == 0 else order[::-1]:
+            times.append(best_of(step, repeats=repeats, warmup=warmup))
     if profile:
         profile_steps(size, anymal_step, llava_step)
     ratios = [h / a for a, h in zip(anymal_times, llava_times)]
@@ -337,13 +339,13 @@ def time_size(size: Size, rounds: int, repeats: int, profile: bool, phases: bool
     }
     if phases:
         llava = llava_step.model
-        row.update(breakdown(model, batch, llava, repeats))
+        row.update(breakdown(model, batch, llava, rounds))
         for step in (anymal_step, llava_step):
             step.optimizer.zero_grad(set_to_none=True)
     return row
 
 
-def breakdown(model: AnyMAL, batch: dict[str, Any], llava, repeats: int) -> dict[str, float]:
+def breakdown(model: AnyMAL, batch: dict[str, Any], llava, rounds: int) -> dict[str, float]:
     """Milliseconds per phase (medians): where the two steps differ, and what target-only logits would save.
 
     The LLM phase (forward + backward to the input embeddings, same LLaMA and sequence on both sides) is measured
@@ -397,7 +399,11 @@ def breakdown(model: AnyMAL, batch: dict[str, Any], llava, repeats: int) -> dict
         "llm_fwd_bwd_shifted_labels_ms": lambda: llm("shifted"),
         "llm_fwd_bwd_target_logits_ms": lambda: llm("targets"),
     }
-    return {name: 1000 * best_of(fn, repeats=repeats) for name, fn in phases.items()}
+    times: dict[str, list[float]] = {name: [] for name in phases}
+    for r in range(rounds):  # one of each phase per round: load changes spread over all of them
+        for name, fn in phases.items():
+            times[name].append(best_of(fn, repeats=1, warmup=1 if r == 0 else 0))
+    return {name: 1000 * statistics.median(values) for name, values in times.items()}
 
 
 def profile_steps(size: Size, anymal_step: Stepper, llava_step: Stepper) -> None:
@@ -462,8 +468,8 @@ def measure_rss(size_name: str, side: str) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", default=["tiny", "mid", "mid-small-resampler"], choices=list(SIZES))
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (medians over rounds)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed steps per side per round")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default: 21 tiny, 7 mid)")
+    parser.add_argument("--repeats", type=int, default=1, help="timed steps per side per round (median)")
     parser.add_argument("--breakdown", action="store_true", help="add per-phase times (ms) to each row")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables of one step per side")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
@@ -479,7 +485,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     rows = []
     for name in args.sizes:
-        row = time_size(SIZES[name], args.rounds, args.repeats, args.profile, args.breakdown)
+        row = time_size(SIZES[name], args.rounds or SIZES[name].rounds, args.repeats, args.profile, args.breakdown)
         if not args.no_rss:
             row["anymal_peak_rss_mb"] = measure_rss(name, "anymal")
             row["llava_peak_rss_mb"] = measure_rss(name, "llava")
