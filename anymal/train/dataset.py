@@ -8,37 +8,71 @@ counted (``on_error="skip"``) or stop the run naming file and line (``"raise"``)
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
 from anymal.data import Example, Mixture, read_dataset
 from anymal.errors import AnyMALError, DataError
+from anymal.registry import get_plugin
 from anymal.train.config import DataSpec
 from anymal.train.feature_cache import concat_features
 
 
-def read_examples(specs: Sequence[DataSpec], modality_names: list[str], on_error: str, seed: int) -> tuple[list, Any]:
-    """All examples of the weighted mixture of ``specs`` (one pass), plus the readers' bad-row report."""
-    readers = {}
-    for i, spec in enumerate(specs):
-        kwargs: dict[str, Any] = {"on_error": on_error}
-        if spec.kind == "pairs":
-            if not spec.modality:
-                raise DataError(f"data[{i}] ({spec.path}): kind 'pairs' needs modality:")
-            kwargs.update(modality=spec.modality, media_key=spec.media_key, caption_key=spec.caption_key, seed=seed)
-        elif spec.kind == "conversations":
-            kwargs["modalities"] = modality_names
-        if spec.media_root and spec.kind != "m3it":
-            kwargs["media_root"] = spec.media_root
-        readers[f"{i}:{spec.path}"] = read_dataset(spec.kind, spec.path, **kwargs)
-    weights = {name: spec.weight for name, spec in zip(readers, specs)}
-    mixture = Mixture(readers, weights, seed=seed, stopping="all_exhausted" if len(specs) > 1 else "first_exhausted")
-    examples = list(mixture)
-    if not examples:
-        raise DataError(f"no usable examples in {[s.path for s in specs]} (report: {mixture.report})")
-    return examples, mixture.report
+class EpochExamples:
+    """The weighted mixture of the dataset specs, re-read per epoch so per-example random choices (the captioning
+    instruction of a pair, the mixture's draws) change between epochs, reproducibly from seed and epoch."""
+
+    def __init__(self, specs: Sequence[DataSpec], modalities, on_error: str, seed: int) -> None:
+        """``modalities``: the model's plugins by name (``AnyMAL.plugins``) or just their names."""
+        plugins = modalities if isinstance(modalities, Mapping) else {name: None for name in modalities}
+        readers = {}
+        for i, spec in enumerate(specs):
+            kwargs: dict[str, Any] = {"on_error": on_error}
+            if spec.kind == "pairs":
+                if not spec.modality:
+                    raise DataError(f"data[{i}] ({spec.path}): kind 'pairs' needs modality:")
+                plugin = plugins.get(spec.modality) or get_plugin(spec.modality)()
+                task = plugin.alignment_task()
+                kwargs.update(
+                    modality=spec.modality,
+                    media_key=spec.media_key,
+                    caption_key=spec.caption_key,
+                    seed=seed,
+                    instructions=task,
+                )
+            elif spec.kind == "conversations":
+                kwargs["modalities"] = list(plugins)
+            if spec.media_root and spec.kind != "m3it":
+                kwargs["media_root"] = spec.media_root
+            readers[f"{i}:{spec.path}"] = read_dataset(spec.kind, spec.path, **kwargs)
+        weights = {name: spec.weight for name, spec in zip(readers, specs)}
+        stopping = "all_exhausted" if len(specs) > 1 else "first_exhausted"
+        self.mixture = Mixture(readers, weights, seed=seed, stopping=stopping)
+        self.paths = [s.path for s in specs]
+        self._cache: dict[int, list[Example]] = {}
+
+    def __call__(self, epoch: int) -> list[Example]:
+        if epoch not in self._cache:
+            self._cache = {}  # keep one epoch in memory
+            self.mixture.set_epoch(epoch)
+            examples = list(self.mixture)
+            if not examples:
+                raise DataError(f"no usable examples in {self.paths} (report: {self.mixture.report})")
+            self._cache[epoch] = examples
+        return self._cache[epoch]
+
+    @property
+    def report(self):
+        """Bad rows of the last pass (counts per reason, first file:line locations)."""
+        return self.mixture.report
+
+
+def read_examples(specs: Sequence[DataSpec], modalities, on_error: str, seed: int, epoch: int = 0) -> tuple[list, Any]:
+    """All examples of the weighted mixture of ``specs`` for one epoch, plus the readers' bad-row report."""
+    source = EpochExamples(specs, modalities, on_error, seed)
+    return source(epoch), source.report
 
 
 class TrainingDataset(torch.utils.data.Dataset):

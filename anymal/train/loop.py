@@ -20,7 +20,7 @@ from anymal.errors import ConfigError
 from anymal.processing import IGNORE_INDEX
 from anymal.train.checkpointing import latest_checkpoint, load_training_state, save_training_state
 from anymal.train.config import TrainConfig, save_resolved
-from anymal.train.dataset import Collator, TrainingDataset, read_examples
+from anymal.train.dataset import Collator, EpochExamples, TrainingDataset, read_examples
 from anymal.train.feature_cache import FeatureCache
 from anymal.train.metrics import MetricsWriter
 from anymal.train.sampler import ShardedBatchSampler
@@ -158,7 +158,9 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
 
     model = build_model(config)
     groups = set_trainable(model, config)
-    examples, report = read_examples(config.data, model.modality_names, config.on_error, config.seed)
+    source = EpochExamples(config.data, model.plugins, config.on_error, config.seed)
+    examples = source(0)
+    report = source.report
     cache = None
     if config.feature_cache:
         cache = FeatureCache(config.feature_cache, model)
@@ -169,7 +171,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     dataset = TrainingDataset(examples, model, config.chat, config.on_error, cache)
     eval_dataset = None
     if config.eval_data:
-        eval_examples, _ = read_examples(config.eval_data, model.modality_names, config.on_error, config.seed)
+        eval_examples, _ = read_examples(config.eval_data, model.plugins, config.on_error, config.seed)
         if cache is not None and main:
             cache.precompute(eval_examples, batch_size=config.batch_size)
         accelerator.wait_for_everyone()
@@ -186,9 +188,11 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         checkpoint = latest_checkpoint(output_dir)
         if checkpoint is not None:
             step = load_training_state(checkpoint, model, optimizer, scheduler)
-    batches_per_epoch = len(_loader(dataset, config, collator, accelerator, 0))
-    consumed = step * config.grad_accum
-    epoch, skip = divmod(consumed, batches_per_epoch)
+    epoch, skip = 0, step * config.grad_accum  # the data position: walk the epochs to the consumed batch
+    while skip >= len(_loader(dataset, config, collator, accelerator, epoch)):
+        skip -= len(_loader(dataset, config, collator, accelerator, epoch))
+        epoch += 1
+        dataset.examples = source(epoch)
 
     metrics = MetricsWriter(output_dir, enabled=main)
     result = TrainResult(output_dir=output_dir, final_checkpoint=output_dir / "final", steps=step)
@@ -196,6 +200,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     micro = 0
     window_loss = 0.0
     while step < config.max_steps:
+        dataset.examples = source(epoch)  # instructions and mixture draws are re-sampled per epoch
         loader = _loader(dataset, config, collator, accelerator, epoch, skip=skip)
         skip = 0
         for batch in loader:

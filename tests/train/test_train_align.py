@@ -12,16 +12,16 @@ from anymal.train.__main__ import main as cli_main
 
 
 def test_alignment_drives_the_caption_loss_down_with_stories260k_frozen(make_config, tmp_path):
-    config = make_config(tmp_path, "max_steps=40", "model.llm.quantization.mode=4bit", "lr=1e-2")
+    config = make_config(tmp_path, "max_steps=60", "model.llm.quantization.mode=4bit", "lr=1e-2")
     result = train(config)
     first, last = sum(result.losses[:4]) / 4, sum(result.losses[-4:]) / 4
-    assert last < first - 2.5, (first, last)  # nats per caption token
+    assert last < 0.8 * first, (first, last)  # mean nats per caption token, LLM frozen
     assert result.skipped == {"rows": 2}
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["data_report"]["skipped"] == {"media_missing": 1, "empty_field": 1}
     assert (tmp_path / "run" / "config.yaml").is_file()
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows if "loss" in r] == list(range(1, 41))
+    assert [r["step"] for r in rows if "loss" in r] == list(range(1, 61))
     stored = load_file(tmp_path / "run" / "final" / "model.safetensors")
     assert all(k.startswith("projectors.image") for k in stored)
 
