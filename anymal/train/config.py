@@ -94,8 +94,8 @@ class TrainConfig:
         return config_to_dict(self)
 
 
-def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """Reads a YAML config, applies ``key=value`` overrides and validates everything (model config included)."""
+def read_config_dict(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """A YAML file merged with ``key=value`` overrides (OmegaConf), interpolations resolved; not yet validated."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -104,11 +104,18 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | Non
             raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     try:
         merged = OmegaConf.merge(OmegaConf.create(data), OmegaConf.from_dotlist(list(overrides or [])))
-        data = OmegaConf.to_container(merged, resolve=True)
+        return OmegaConf.to_container(merged, resolve=True)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"overrides: {exc}") from None
+
+
+def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Reads a YAML config, applies ``key=value`` overrides and validates everything (model config included)."""
+    data = read_config_dict(path, overrides)
     config = config_from_dict(TrainConfig, data)
     if config.model:
         config.model_config()  # fail on a bad model section before anything loads

@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from anymal.config import PluginConfig, config_from_dict, config_to_dict
 from anymal.errors import ConfigError, PluginError
 from anymal.plugin import ModalityPlugin, PretrainingTask
 from anymal.registry import get_plugin, list_plugins
+from anymal.train.config import read_config_dict
 
 TASK_KEY = "task"
 
@@ -109,25 +108,6 @@ def _available_text() -> str:
 def is_pretrain_config(data: dict[str, Any]) -> bool:
     """Whether a merged config dict describes a pretraining run (it has a top-level ``task`` key)."""
     return isinstance(data, dict) and TASK_KEY in data
-
-
-def read_config_dict(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
-    """A YAML file merged with ``key=value`` overrides (OmegaConf), interpolations resolved; not yet validated."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    try:
-        merged = OmegaConf.merge(OmegaConf.create(data), OmegaConf.from_dotlist(list(overrides or [])))
-        return OmegaConf.to_container(merged, resolve=True)
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"overrides: {exc}") from None
 
 
 def task_overrides(spec: str) -> list[str]:
