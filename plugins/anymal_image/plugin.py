@@ -13,7 +13,7 @@ from anymal.plugin import ModalityPlugin
 from anymal_image.config import ImagePluginConfig
 from anymal_image.encoders import build_tower, build_transform, encoder_key
 from anymal_image.io import load_image
-from anymal_image.resampler import PerceiverResampler
+from anymal_image.resampler import resampler_from_config
 
 ASSETS = Path(__file__).resolve().parents[2] / ".." / "shared" / "assets" / "images"
 
@@ -55,17 +55,7 @@ class ImagePlugin(ModalityPlugin):
         return encoder(batch)
 
     def build_projector(self, llm_dim: int) -> nn.Module:
-        cfg = self.config
-        return PerceiverResampler(
-            in_dim=self.encoder_dim(),
-            out_dim=llm_dim,
-            num_latents=cfg.num_tokens,
-            depth=cfg.resampler_depth,
-            dim=cfg.resampler_dim,
-            heads=cfg.resampler_heads,
-            dim_head=cfg.resampler_dim_head,
-            ff_mult=cfg.resampler_ff_mult,
-        )
+        return resampler_from_config(self.config, self.encoder_dim(), llm_dim)
 
     def preprocess(self, raw: Any) -> torch.Tensor:
         return self.transform(load_image(raw))

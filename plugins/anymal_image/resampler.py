@@ -68,3 +68,17 @@ class PerceiverResampler(nn.Module):
             latents = latents + attention(media, latents)
             latents = latents + feed_forward(latents)
         return self.output_proj(self.norm(latents))
+
+
+def resampler_from_config(config, in_dim: int, out_dim: int) -> PerceiverResampler:
+    """The resampler an ``ImagePluginConfig`` (or a config with the same ``resampler_*`` fields) describes."""
+    return PerceiverResampler(
+        in_dim=in_dim,
+        out_dim=out_dim,
+        num_latents=config.num_tokens,
+        depth=config.resampler_depth,
+        dim=config.resampler_dim,
+        heads=config.resampler_heads,
+        dim_head=config.resampler_dim_head,
+        ff_mult=config.resampler_ff_mult,
+    )

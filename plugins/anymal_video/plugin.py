@@ -20,7 +20,7 @@ from anymal.errors import ConfigError
 from anymal.plugin import ModalityPlugin
 from anymal_image.encoders import build_tower, build_transform, encoder_key
 from anymal_image.plugin import ImagePlugin
-from anymal_image.resampler import PerceiverResampler
+from anymal_image.resampler import resampler_from_config
 from anymal_video.audio_track import extract_audio_track, has_audio_track
 from anymal_video.config import VideoPluginConfig
 from anymal_video.frames import VideoFrames
@@ -176,17 +176,7 @@ class VideoPlugin(ModalityPlugin):
                 )
             hidden = (cfg.projector_hidden_dim or llm_dim) if cfg.projector == "mlp" else None
             return MeanPoolProjector(width, llm_dim, cfg.num_frames, hidden)
-        resampler = PerceiverResampler(
-            in_dim=width,
-            out_dim=llm_dim,
-            num_latents=cfg.num_tokens,
-            depth=cfg.resampler_depth,
-            dim=cfg.resampler_dim,
-            heads=cfg.resampler_heads,
-            dim_head=cfg.resampler_dim_head,
-            ff_mult=cfg.resampler_ff_mult,
-        )
-        return TemporalResampler(resampler, cfg.num_frames, width)
+        return TemporalResampler(resampler_from_config(cfg, width, llm_dim), cfg.num_frames, width)
 
     # --- testing -------------------------------------------------------------------------------------------
     @classmethod
