@@ -98,14 +98,18 @@ def layer_saved(cfg: PlanConfig, arch: Arch, d: Dims) -> dict[str, int]:
 
 
 def layer_transient(cfg: PlanConfig, arch: Arch, d: Dims) -> int:
-    """Working memory while one layer runs backward: gradients of its MLP intermediates and hidden states, and
-    the weight a 4/8-bit layer dequantises to multiply with."""
+    """Working memory while one layer runs backward, at its worst moment.
+
+    Two gradients of hidden states are always in flight. On top: either the MLP's multiply-and-SiLU backward, with
+    the gradients of three ``T x intermediate`` tensors alive at once, or a 4/8-bit linear's backward, which
+    dequantises its whole weight to multiply with (the largest weight, next to one ``T x intermediate`` gradient).
+    """
     T, pa = d.tokens, d.act_bytes
-    work = 3 * T * arch.intermediate * pa + 2 * T * arch.hidden * pa
+    mlp = 3 * T * arch.intermediate * pa
     if cfg.quantization != "none":
         largest = max(a * b for a, b in arch.linear_shapes().values())
-        work += largest * DTYPE_BYTES[cfg.compute_dtype]
-    return work
+        mlp = max(mlp, T * arch.intermediate * pa + largest * DTYPE_BYTES[cfg.compute_dtype])
+    return 2 * T * arch.hidden * pa + mlp
 
 
 def checkpoint_saved(cfg: PlanConfig, arch: Arch, d: Dims) -> int:

@@ -258,10 +258,14 @@ def _tensor_bytes(*modules_or_optim: Any) -> int:
     return sum(seen.values())
 
 
-def measure(cfg: PlanConfig, steps: int = 2, seed: int = 0, workdir: str | os.PathLike | None = None) -> dict:
+def measure(
+    cfg: PlanConfig, steps: int = 2, seed: int = 0, workdir: str | os.PathLike | None = None, threads: int = 1
+) -> dict:
     """Runs ``steps`` training steps of ``cfg`` in this process and returns the measured memory.
 
     Call it through :func:`measure_in_subprocess` for clean numbers (fresh process, pinned malloc settings).
+    One intra-op thread by default: memory does not depend on it, and on a shared machine several OpenMP threads
+    per process slow the steps down by an order of magnitude.
 
     Returns:
         ``peak_bytes`` (model resident size + training peak above it), ``model_bytes``, ``steps_peak_bytes``,
@@ -271,7 +275,7 @@ def measure(cfg: PlanConfig, steps: int = 2, seed: int = 0, workdir: str | os.Pa
     import torch
 
     measurable(cfg)
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
         tiny = tiny_variant(cfg)
