@@ -11,7 +11,7 @@ cosine schedule, all in fp32 on CPU.
   ``clip_grad_norm_``, ``optimizer.step``, ``scheduler.step``, ``zero_grad``).
 - HF: ``LlavaForConditionalGeneration`` from a ``LlavaConfig`` whose ``text_config`` is that LLaMA's config (its
   weights are copied in), a ``CLIPVisionConfig`` tower of the same width/depth/patch size (GELU, like open_clip's
-  ViT-B), LLaVA-1.5's defaults (features of the second-to-last layer, CLS dropped, 2-layer GELU MLP projector),
+  ViTs), LLaVA-1.5's defaults (features of the second-to-last layer, CLS dropped, 2-layer GELU MLP projector),
   and the same ids, labels, padding and pixel tensor (AnyMAL's sentinel is expanded to ``N`` image-token ids).
 
 What differs, by design of the two models (not of this benchmark):
@@ -74,7 +74,7 @@ MAX_GRAD_NORM = 1.0
 
 @dataclass(frozen=True)
 class Size:
-    """One benchmark size: LLaMA architecture, ViT shape (open_clip and HF CLIP spellings) and resampler."""
+    """One benchmark size: LLaMA architecture, ViT shape (built by open_clip and as HF CLIP) and resampler."""
 
     label: str
     llm: dict[str, Any]
