@@ -1,14 +1,30 @@
 """anymal: turn a frozen, optionally quantised LLaMA-2-class LLM into an any-modality model (AnyMAL)."""
 
-from anymal.checkpoint import load_pretrained, save_pretrained
 from anymal.config import AnyMALConfig, LLMConfig, PluginConfig, QuantizationConfig
 from anymal.errors import AnyMALError, CheckpointError, ConfigError, DataError, InputError, PluginError
-from anymal.generation import GenerateOutput
-from anymal.modeling import AnyMAL
 from anymal.plugin import AlignmentTask, ModalityPlugin, PretrainingTask
 from anymal.registry import get_plugin, list_plugins, register_plugin, unregister_plugin
 
 __version__ = "0.1.0"
+
+# The model side pulls in transformers (seconds to import); load it on first use so that light entry points
+# (``python -m anymal.plan``, config validation) start fast.
+_LAZY = {
+    "AnyMAL": "anymal.modeling",
+    "GenerateOutput": "anymal.generation",
+    "load_pretrained": "anymal.checkpoint",
+    "save_pretrained": "anymal.checkpoint",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'anymal' has no attribute {name!r}")
 
 __all__ = [
     "AlignmentTask",

@@ -89,6 +89,7 @@ def summed_token_loss(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch
         modality_inputs=batch["modality_inputs"],
         modality_features=batch["modality_features"],
         return_labels=True,
+        use_cache=False,  # no KV cache while training
     )
     logits, labels = out.logits[:, :-1].float(), out.labels[:, 1:]
     loss_sum = F.cross_entropy(
