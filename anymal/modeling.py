@@ -16,7 +16,7 @@ from anymal.fusion import FusedInputs, splice
 from anymal.generation import GenerationMixin
 from anymal.llm import freeze, llm_context_length, llm_hidden_size, load_llm, load_tokenizer
 from anymal.plugin import ModalityPlugin
-from anymal.processing import PromptEncoder
+from anymal.processing import IGNORE_INDEX, PromptEncoder
 from anymal.registry import get_plugin
 
 
@@ -212,12 +212,21 @@ class AnyMAL(GenerationMixin, nn.Module):
 
         ``input_ids`` rows carry one sentinel id per modality item (see ``anymal.processing``); padded tensors
         are unpadded with ``attention_mask`` first. ``modality_inputs`` are collated batches per modality, or
-        ``modality_features`` precomputed encoder features (the feature cache). With ``return_labels`` the
-        spliced labels come back as ``out.labels`` and no loss is computed.
+        ``modality_features`` precomputed encoder features (the feature cache). With ``return_labels`` no loss is
+        computed: ``out.logits`` holds only the positions that predict a target token and ``out.labels`` the
+        targets aligned with them (``cross_entropy(out.logits, out.labels)`` needs no shift).
         """
         rows = _unpad_rows(input_ids, attention_mask)
         label_rows = _unpad_rows(labels, attention_mask) if labels is not None else None
         fused = self.fuse(rows, modality_inputs, modality_features, labels=label_rows, padding_side="right")
+        aligned_labels = None
+        if return_labels:
+            # logits only where some row has a target next token: the LM head over a 32k vocabulary at every
+            # prompt and modality position is a large share of a training step, and is not needed for the loss
+            shifted = fused.labels[:, 1:]
+            keep = (shifted != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+            llm_kwargs["logits_to_keep"] = keep
+            aligned_labels = shifted[:, keep]
         out = self.llm(
             inputs_embeds=fused.inputs_embeds,
             attention_mask=fused.attention_mask,
@@ -227,7 +236,7 @@ class AnyMAL(GenerationMixin, nn.Module):
         return AnyMALOutput(
             loss=out.loss,
             logits=out.logits,
-            labels=fused.labels if return_labels else None,  # for callers that compute their own loss
+            labels=aligned_labels,
             past_key_values=out.get("past_key_values"),
             hidden_states=out.get("hidden_states"),
             attentions=out.get("attentions"),

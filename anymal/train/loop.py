@@ -91,7 +91,7 @@ def summed_token_loss(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch
         return_labels=True,
         use_cache=False,  # no KV cache while training
     )
-    logits, labels = out.logits[:, :-1].float(), out.labels[:, 1:]
+    logits, labels = out.logits.float(), out.labels  # already aligned: logits only at target positions
     loss_sum = F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
     )

@@ -106,6 +106,7 @@ class OpenClipTower(nn.Module):
         out = self.visual.forward_intermediates(
             pixel_values,
             indices=[self.layer],
+            stop_early=True,  # blocks after the feature layer are not run
             intermediates_only=True,
             output_fmt="NLC",
             output_extra_tokens=self.keep_cls,
