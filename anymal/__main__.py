@@ -25,7 +25,7 @@ def _demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; each command is a subparser with its handler in ``func``."""
     parser = argparse.ArgumentParser(prog="python -m anymal", description="anymal command line")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", title="commands")
     commands.required = True
 
     demo = commands.add_parser(
