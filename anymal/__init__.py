@@ -26,6 +26,7 @@ def __getattr__(name: str):
         return value
     raise AttributeError(f"module 'anymal' has no attribute {name!r}")
 
+
 __all__ = [
     "AlignmentTask",
     "AnyMAL",

@@ -41,15 +41,26 @@ def main() -> None:
         row["image"] = str(copy)
     (folder / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     train_tiny_tokenizer(" ".join(r["caption"] for r in rows) * 5, vocab_size=300).save_pretrained(folder / "tok")
-    image = ImagePluginConfig(model_name="ViT-B-16", pretrained=None, num_tokens=32, resampler_dim=256,
-                              resampler_heads=4, resampler_dim_head=64)
+    image = ImagePluginConfig(
+        model_name="ViT-B-16",
+        pretrained=None,
+        num_tokens=32,
+        resampler_dim=256,
+        resampler_heads=4,
+        resampler_dim_head=64,
+    )
     batch = 4
     steps = args.images // batch
 
     def run(name: str, cache: str | None) -> float:
-        overrides = [f"model.llm.name_or_path={STORIES260K}", f"model.llm.tokenizer={folder / 'tok'}",
-                     f"data=[{{kind: pairs, path: '{folder / 'pairs.jsonl'}', modality: image, media_key: image}}]",
-                     f"output_dir={folder / name}", f"batch_size={batch}", f"max_steps={steps}"]
+        overrides = [
+            f"model.llm.name_or_path={STORIES260K}",
+            f"model.llm.tokenizer={folder / 'tok'}",
+            f"data=[{{kind: pairs, path: '{folder / 'pairs.jsonl'}', modality: image, media_key: image}}]",
+            f"output_dir={folder / name}",
+            f"batch_size={batch}",
+            f"max_steps={steps}",
+        ]
         if cache:
             overrides.append(f"feature_cache={cache}")
         config = load_train_config(None, overrides)

@@ -7,9 +7,9 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-import pytest  # noqa: E402
+import pytest
 
-from anymal.testing import ASSETS, LLAMA2_TOKENIZER, STORIES260K  # noqa: E402
+from anymal.testing import ASSETS, LLAMA2_TOKENIZER, STORIES260K
 
 
 def _require(path):

@@ -73,10 +73,10 @@ def test_corrupt_or_missing_files_are_named(trained, tmp_path):
     path = tmp_path / "ckpt"
     trained.save_pretrained(path)
     (path / "model.safetensors").write_bytes(b"\x00garbage")
-    with pytest.raises(CheckpointError, match="model.safetensors.*corrupt"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors.*corrupt"):
         AnyMAL.from_pretrained(path)
     (path / "config.json").unlink()
-    with pytest.raises(CheckpointError, match="config.json: missing"):
+    with pytest.raises(CheckpointError, match=r"config\.json: missing"):
         AnyMAL.from_pretrained(path)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         AnyMAL.from_pretrained(tmp_path / "nothing")

@@ -51,9 +51,9 @@ def test_bad_configs_fail_with_the_field_named(data, fragment):
 def test_unreadable_config_file_is_named(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text("{not json")
-    with pytest.raises(ConfigError, match="broken.json"):
+    with pytest.raises(ConfigError, match=r"broken\.json"):
         AnyMALConfig.load(path)
-    with pytest.raises(ConfigError, match="missing.yaml"):
+    with pytest.raises(ConfigError, match=r"missing\.yaml"):
         AnyMALConfig.load(tmp_path / "missing.yaml")
 
 

@@ -35,7 +35,7 @@ def test_mixed_rows_batched_greedy_equals_per_row(model, inputs):
     )
     for i, (prompt, media) in enumerate(rows):
         single = model.generate(prompt, **media, max_new_tokens=6)
-        assert single.sequences[0].tolist() == batch.sequences[i, -single.sequences.shape[1]:].tolist(), prompt
+        assert single.sequences[0].tolist() == batch.sequences[i, -single.sequences.shape[1] :].tolist(), prompt
 
 
 def test_placeholders_fix_the_order_of_modality_tokens(model, inputs):
@@ -68,8 +68,11 @@ def test_training_batches_with_ragged_modalities(model, inputs):
     per_row = []
     for item in items:
         single = Collator(model)([item])
-        per_row.append(model(input_ids=single["input_ids"], labels=single["labels"],
-                             modality_inputs=single["modality_inputs"]).logits)
+        per_row.append(
+            model(
+                input_ids=single["input_ids"], labels=single["labels"], modality_inputs=single["modality_inputs"]
+            ).logits
+        )
     model.zero_grad()
     fused = model.fuse(batch["input_ids"], batch["modality_inputs"], labels=batch["labels"])
     for r, logits in enumerate(per_row):

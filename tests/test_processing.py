@@ -47,8 +47,8 @@ def test_plain_conversation_labels_cover_answers_and_eos_only(encoder):
     ]
     ids, labels = encoder.encode_conversation(turns, {"image": 1}, chat=False)
     targets = [i for i, lab in zip(ids, labels) if lab != IGNORE_INDEX]
-    expected = tok(" a cat", add_special_tokens=False).input_ids + [tok.eos_token_id]
-    expected += tok(" a dog", add_special_tokens=False).input_ids + [tok.eos_token_id]
+    expected = [*tok(" a cat", add_special_tokens=False).input_ids, tok.eos_token_id]
+    expected += [*tok(" a dog", add_special_tokens=False).input_ids, tok.eos_token_id]
     assert tok.decode(targets) == tok.decode(expected)
     assert labels[ids.index(sentinel_id(0))] == IGNORE_INDEX
 

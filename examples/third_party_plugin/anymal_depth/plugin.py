@@ -96,7 +96,7 @@ class DepthPlugin(ModalityPlugin):
         return encoder(batch)
 
     def build_projector(self, llm_dim: int) -> nn.Module:
-        grid = int(round(self.config.num_tokens**0.5))
+        grid = round(self.config.num_tokens**0.5)
         if grid * grid != self.config.num_tokens:
             raise ConfigError(f"depth num_tokens={self.config.num_tokens}: expected a square number (a token grid)")
         width = self.config.widths[-1]
@@ -114,7 +114,7 @@ class DepthPlugin(ModalityPlugin):
         return DepthPluginConfig(num_tokens=4, image_size=32, widths=(8, 16))
 
     def example_inputs(self) -> list[Any]:
-        ys, xs = np.mgrid[0:48, 0:64].astype(np.float32)
+        _ys, xs = np.mgrid[0:48, 0:64].astype(np.float32)
         ramp = 1.0 + xs / 16.0  # a wall receding to the right
         box = ramp.copy()
         box[10:30, 20:40] = 0.8  # an object in front of it
