@@ -13,11 +13,10 @@ token layout (BOS, modality slot, ``\\n`` + instruction, answer, EOS) matches th
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from anymal.demo.world.vocabulary import MIXED, SPECS, ModalitySpec, answer, caption_instructions
+from anymal.errors import ConfigError
 from anymal.processing import IGNORE_INDEX, PromptEncoder, Turn, sentinel_index
 
 
@@ -42,6 +42,7 @@ class LanguageModelConfig:
         steps: optimiser steps of pretraining.
         batch_size: documents per step.
         lr: peak AdamW learning rate (cosine decay, short warm-up).
+        tie_embeddings: share the input embedding and output (unembedding) matrix (LLaMA-2 does not).
         unconditional: share of documents whose media words are left out (plain captions), so that the LM also
             has a prior over what to say when its input carries no information.
         seed: seeds the initialisation and the documents.
@@ -56,10 +57,33 @@ class LanguageModelConfig:
     steps: int = 400
     batch_size: int = 16
     lr: float = 3e-3
+    tie_embeddings: bool = False
     unconditional: float = 0.1
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        for name in (
+            "hidden_size",
+            "layers",
+            "heads",
+            "kv_heads",
+            "intermediate_size",
+            "vocab_size",
+            "steps",
+            "batch_size",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"language_model.{name}={getattr(self, name)}: expected a positive integer")
+        if self.hidden_size % self.heads or self.heads % self.kv_heads:
+            raise ConfigError(
+                f"language_model: hidden_size={self.hidden_size} must divide into heads={self.heads}, and heads into "
+                f"kv_heads={self.kv_heads}"
+            )
+        if not 0 <= self.unconditional < 1:
+            raise ConfigError(f"language_model.unconditional={self.unconditional}: expected a share in [0, 1)")
 
+
+MIXED_SHARE = 0.1  # share of documents that ask about two media items at once
 FILLERS = ("a", "the", "with", "and", "of", "is")
 SCENE_LENGTH = 8  # media words plus fillers: as many positions as the longest modality slot of the demo model
 
@@ -96,17 +120,19 @@ class DocumentSampler:
         self.unconditional = unconditional
         self.instructions = {name: caption_instructions(name) for name in SPECS}
 
-    def __call__(self) -> Document:
+    def __call__(self, mixed: bool | None = None) -> Document:
+        """A random document; ``mixed`` forces (or forbids) a two-modality question (default: 10% of them)."""
         rng = self.rng
-        kind = rng.random()
-        if kind < 0.1:
+        if mixed is None:
+            mixed = rng.random() < MIXED_SHARE
+        if mixed:
             return self._mixed()
         spec = SPECS[rng.choice(sorted(SPECS))]
         truth = spec.sample(rng)
         scenes = {spec.name: [scene_words(spec, truth)]}
         if rng.random() < self.unconditional:
             scenes = {spec.name: [""]}
-        if kind < 0.55:
+        if rng.random() < 0.5:  # a caption, else an answer to a question
             user = f"<{spec.name}>\n{rng.choice(self.instructions[spec.name])}"
             return Document(user, spec.caption(truth, rng), scenes)
         question = rng.choice(spec.questions)
@@ -140,10 +166,12 @@ def corpus_text(sampler: DocumentSampler, n_documents: int = 3000) -> str:
 def encode_document(encoder: PromptEncoder, doc: Document) -> tuple[list[int], list[int]]:
     """Token ids of a document laid out exactly as a training conversation, media words in the modality slots.
 
-    The labels cover every token but BOS: the LM learns the whole text, media words included.
+    The labels cover every token but BOS, media words included: predicting them teaches the LM how media words
+    go together, which is what it later reads the attributes back from.
     """
     counts = {name: len(words) for name, words in doc.scenes.items()}
-    ids, _ = encoder.encode_conversation([Turn("user", doc.user), Turn("assistant", doc.answer)], counts, chat=False)
+    turns = [Turn("user", doc.user), Turn("assistant", doc.answer)]
+    ids, _ = encoder.encode_conversation(turns, counts, chat=False)
     tokenizer = encoder.tokenizer
     pending = {name: list(words) for name, words in doc.scenes.items()}
     out: list[int] = []
@@ -203,7 +231,7 @@ def pretrain_language_model(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
+        tie_word_embeddings=config.tie_embeddings,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -214,12 +242,19 @@ def pretrain_language_model(
         optimizer,
         lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)),
     )
-    documents: Iterator[Document] = iter(sampler, None)
+    encoded: dict[tuple, tuple[list[int], list[int]]] = {}
+    batch_kinds = random.Random(config.seed + 1)
     losses: list[float] = []
     model.train()
     bar = tqdm(range(config.steps), desc="language model", disable=not progress, unit="step")
     for step in bar:
-        rows = [encode_document(encoder, doc) for doc in itertools.islice(documents, config.batch_size)]
+        rows = []
+        mixed = batch_kinds.random() < MIXED_SHARE  # long two-media documents batch together: less padding
+        for doc in (sampler(mixed) for _ in range(config.batch_size)):
+            key = (doc.user, doc.answer, tuple((name, tuple(words)) for name, words in doc.scenes.items()))
+            if key not in encoded:  # documents repeat a lot: tokenise each distinct one once
+                encoded[key] = encode_document(encoder, doc)
+            rows.append(encoded[key])
         loss = model(**_batch(rows, tokenizer.pad_token_id)).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,10 +1,11 @@
 """``python -m anymal demo``: the whole AnyMAL pipeline, learning on a fresh machine in minutes.
 
 1. Generates a small synthetic world with known ground truth (pictures, sounds, IMU windows, videos + text).
-2. Trains a small LLaMA-architecture LM and its tokenizer on the world's text (the stand-in for LLaMA-2), then
-   freezes it; every later stage loads it 4-bit quantised with bitsandbytes, as a real LLaMA-2 would be.
-3. Pretrains the encoders that AnyMAL takes pretrained and frozen: a tiny CLIP for the image and video plugins
+2. Pretrains the encoders that AnyMAL takes pretrained and frozen: a tiny CLIP for the image and video plugins
    (contrastive, on the training pictures), and the IMU encoder with the imu plugin's own task.
+3. Meanwhile, in a second process, trains a small LLaMA-architecture LM and its tokenizer on the world's text (the
+   stand-in for LLaMA-2), then freezes it; every later stage loads it 4-bit quantised with bitsandbytes, as a real
+   LLaMA-2 would be.
 4. Evaluates the untrained model, runs stage-1 alignment per modality and stage-2 instruction tuning (LoRA) through
    ``anymal.train``, evaluating on held-out items after each stage.
 5. Reloads the final checkpoint with ``AnyMAL.from_pretrained``, shows held-out generations next to the truth,
@@ -26,7 +27,9 @@ from typing import Any
 
 import torch
 
+from anymal.config import config_to_dict
 from anymal.demo import report
+from anymal.demo.background import BackgroundLanguageModel
 from anymal.demo.evaluate import caption_items, evaluate, question_items
 from anymal.demo.frozen import capture_models, folder_hash, llm_hash
 from anymal.demo.language import pretrain_language_model
@@ -34,7 +37,6 @@ from anymal.demo.settings import ENCODER_PRETRAINING, STAGES, DemoSettings, load
 from anymal.demo.stages import (
     CONFIG_DIR,
     command_line,
-    read_yaml,
     resolve_stage_config,
     run_pretraining_stage,
     run_training_stage,
@@ -77,6 +79,17 @@ def quiet_libraries() -> Iterator[None]:
         root.removeFilter(drop)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Runs the block with ``n`` torch CPU threads (one core is busy with the background LM)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def choose_threads(requested: int = 0) -> int:
@@ -161,34 +174,36 @@ class DemoRun:
             )
             self.numbers["world"] = counts
 
-    def make_language_model(self) -> None:
-        with self.phases("2. stand-in LLM (LLaMA architecture, trained on the world's text only)"):
+    def start_language_model(self) -> BackgroundLanguageModel | None:
+        """Starts the LM's training in a second process when there is a second core (it needs no media)."""
+        if (os.cpu_count() or 1) < 2:
+            return None
+        print(
+            "the stand-in LLM trains in a second process, on the second core, while the world and the encoders "
+            "are made",
+            flush=True,
+        )
+        return BackgroundLanguageModel(self.settings.language_model, self.out / "language_model")
+
+    def make_language_model(self, job: BackgroundLanguageModel | None) -> None:
+        with self.phases("3. stand-in LLM (LLaMA architecture, trained on the world's text only)"):
             cfg = self.settings.language_model
-            stats = pretrain_language_model(cfg, self.out / "language_model", self.progress)
+            if job is None:
+                stats = pretrain_language_model(cfg, self.out / "language_model", self.progress)
+            else:
+                stats = job.result(self.progress, threads=torch.get_num_threads())
             self.curves["language_model"] = stats.pop("losses")
             print(
-                f"LlamaForCausalLM: {stats['parameters']:,} parameters, {cfg.layers} layers, hidden {cfg.hidden_size}; "
-                f"loss {stats['loss_first']:.2f} -> {stats['loss_last']:.2f} in {stats['seconds']:.0f} s; "
-                "frozen from now on, loaded 4-bit (nf4, bitsandbytes)"
+                f"LlamaForCausalLM: {stats['parameters']:,} parameters, {cfg.layers} layers, "
+                f"hidden {cfg.hidden_size}; loss {stats['loss_first']:.2f} -> {stats['loss_last']:.2f} "
+                f"in {stats['seconds']:.0f} s; frozen from now on, loaded 4-bit (nf4, bitsandbytes)"
             )
             self.numbers["language_model"] = stats
             self.numbers["llm_files_hash_before"] = folder_hash(self.out / "language_model")
 
     def pretrain_encoders(self) -> None:
-        with self.phases("3. encoder pretraining: vision tower (tiny CLIP) and IMU encoder (imu plugin's task)"):
-            image = read_yaml(resolve_stage_config(STAGES[0], self.out, self.config_dir))["model"]["modalities"][
-                "image"
-            ]
-            stats = pretrain_vision_tower(
-                image, self.out / "world", Path(image["pretrained"]), self.settings.vision_encoder, self.progress
-            )
-            self.curves["vision_encoder"] = stats.pop("losses")
-            print(
-                f"vision tower: held-out picture-to-caption retrieval among {stats['distinct_captions']} captions "
-                f"{stats['retrieval_acc_before']:.0%} -> {stats['retrieval_acc_after']:.0%} "
-                f"in {stats['seconds']:.0f} s; frozen from now on (image and video plugins share it)"
-            )
-            self.numbers["vision_encoder"] = stats
+        with self.phases("2. encoder pretraining: vision tower (tiny CLIP) and IMU encoder (imu plugin's task)"):
+            self.pretrain_vision_tower()
             result = run_pretraining_stage(*self.stage_config(ENCODER_PRETRAINING))
             metrics = result.metrics
             self.curves["imu_encoder"] = _imu_losses(metrics.get("metrics_file"))
@@ -198,13 +213,41 @@ class DemoRun:
             )
             self.numbers["imu_encoder"] = metrics
 
+    def pretrain_vision_tower(self) -> None:
+        image = self.model_config().modalities["image"]
+        if not image.pretrained:
+            print(
+                "vision tower: random-init (this run's model config has no `pretrained` file): it shows colour and "
+                "place, hardly shape"
+            )
+            return
+        stats = pretrain_vision_tower(
+            config_to_dict(image),
+            self.out / "world",
+            Path(image.pretrained),
+            self.settings.vision_encoder,
+            self.progress,
+        )
+        self.curves["vision_encoder"] = stats.pop("losses")
+        print(
+            f"vision tower: held-out picture-to-caption retrieval among {stats['distinct_captions']} captions "
+            f"{stats['retrieval_acc_before']:.0%} -> {stats['retrieval_acc_after']:.0%} in {stats['seconds']:.0f} s; "
+            "frozen from now on (the image and video plugins share it)"
+        )
+        self.numbers["vision_encoder"] = stats
+
+    def model_config(self):
+        """The demo model's config: the first stage's ``model`` section with that stage's overrides applied."""
+        from anymal.train import load_train_config
+
+        path = resolve_stage_config(STAGES[0], self.out, self.config_dir)
+        return load_train_config(path, list(self.settings.overrides.get(STAGES[0], []))).model_config()
+
     def evaluate_untrained(self) -> None:
-        from anymal.config import AnyMALConfig
         from anymal.modeling import AnyMAL
 
         with self.phases("4. held-out evaluation before training (random projectors)"):
-            path = resolve_stage_config(STAGES[0], self.out, self.config_dir)
-            model = AnyMAL(AnyMALConfig.from_dict(read_yaml(path)["model"]))
+            model = AnyMAL(self.model_config())
             self.numbers["llm_hash_reference"] = llm_hash(model.llm)
             model.print_trainable_parameters()
             if self.settings.evaluation.before_training:
@@ -241,7 +284,8 @@ class DemoRun:
         with self.phases("5. stage 1: alignment, one modality at a time (projector only; LM and encoder frozen)"):
             for name in STAGES[:-1]:
                 self.train_stage(name)
-            self.evaluate_checkpoint(self.out / STAGES[-2] / "final", "stage 1")
+            if self.settings.evaluation.after_alignment:
+                self.evaluate_checkpoint(self.out / STAGES[-2] / "final", "stage 1")
 
     def instruct(self) -> None:
         with self.phases("6. stage 2: instruction tuning (all projectors + QLoRA), incl. image+imu prompts"):
@@ -308,9 +352,11 @@ class DemoRun:
         )
 
     def run(self) -> dict[str, Any]:
-        self.make_world()
-        self.make_language_model()
-        self.pretrain_encoders()
+        job = self.start_language_model()
+        with torch_threads(1 if job is not None else torch.get_num_threads()):
+            self.make_world()
+            self.pretrain_encoders()
+        self.make_language_model(job)
         self.evaluate_untrained()
         self.align()
         self.instruct()

@@ -32,6 +32,7 @@ class EvaluationSettings:
         max_new_tokens: generation length (captions are about 12 tokens).
         show_examples: generations shown per task at the end.
         before_training: also evaluate the untrained model (random projectors), for the "before" column.
+        after_alignment: also evaluate after stage 1, for the "stage 1" column.
     """
 
     heldout_per_task: int | None = None
@@ -39,6 +40,7 @@ class EvaluationSettings:
     max_new_tokens: int = 20
     show_examples: int = 2
     before_training: bool = True
+    after_alignment: bool = True
 
 
 @dataclass

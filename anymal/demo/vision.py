@@ -26,6 +26,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from anymal.demo.world.vocabulary import IMAGE
+from anymal.errors import ConfigError
 
 
 @dataclass
@@ -43,6 +44,13 @@ class VisionPretrainingConfig:
     batch_size: int = 64
     lr: float = 0.002
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 2 or not self.lr > 0:
+            raise ConfigError(
+                f"vision_encoder: steps={self.steps}, batch_size={self.batch_size}, lr={self.lr}: expected at least "
+                "one step, at least two pairs per batch (the loss contrasts them) and a positive learning rate"
+            )
 
 
 def canonical_caption(truth: dict[str, str]) -> str:

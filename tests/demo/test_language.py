@@ -52,6 +52,8 @@ def test_sampler_is_reproducible_and_covers_every_modality():
     assert docs == [b() for _ in range(200)]
     assert {name for d in docs for name in d.scenes} == set(SPECS)
     assert any(len(d.scenes) == 2 for d in docs)  # two-modality questions
+    assert len(DocumentSampler(0)(mixed=True).scenes) == 2
+    assert all(len(DocumentSampler(0)(mixed=False).scenes) == 1 for _ in range(20))
 
 
 def test_scene_words_are_attribute_values():
@@ -85,3 +87,25 @@ def test_pretraining_learns_and_saves_a_folder_that_loads_4bit(tmp_path):
             model(ids).logits.flatten(), quantised(ids).logits.flatten(), dim=0
         )
     assert close > 0.95  # the 4-bit LM is the same model, up to quantisation error
+
+
+def test_background_training_returns_the_childs_statistics(tmp_path):
+    from anymal.demo.background import BackgroundLanguageModel
+
+    config = LanguageModelConfig(
+        hidden_size=64, layers=1, heads=2, kv_heads=1, intermediate_size=64, steps=3, batch_size=4
+    )
+    stats = BackgroundLanguageModel(config, tmp_path / "lm").result(progress=False)
+    assert len(stats["losses"]) == 3 and (tmp_path / "lm" / "config.json").is_file()
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(RuntimeError, match="training the stand-in language model failed"):
+        BackgroundLanguageModel(config, tmp_path / "file" / "lm").result(progress=False)
+
+
+def test_language_model_config_is_validated():
+    from anymal.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="hidden_size=100"):
+        LanguageModelConfig(hidden_size=100, heads=3)
+    with pytest.raises(ConfigError, match="steps=0"):
+        LanguageModelConfig(steps=0)
