@@ -48,7 +48,6 @@ def _reload_and_generate(out):
     assert text.strip()
 
 
-@pytest.mark.slow  # opt-in until the quick run's image captions reliably beat chance (see the issue note)
 def test_quick_demo_learns_far_above_chance(tmp_path):
     from anymal.demo import run_demo
 
