@@ -1,4 +1,4 @@
-"""``python -m anymal demo``: the quick run end to end (about a minute on 2 idle cores), the full run marked slow."""
+"""``python -m anymal demo``: the quick run end to end (about 90 s on 2 idle cores), the full run marked slow."""
 
 from __future__ import annotations
 
