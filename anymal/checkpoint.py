@@ -59,8 +59,21 @@ def atomic_replace_dir(tmp: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def save_pretrained(model, path: str | os.PathLike, save_tokenizer: bool = True) -> None:
-    """Writes ``model``'s checkpoint folder at ``path`` atomically."""
+def save_pretrained(
+    model,
+    path: str | os.PathLike,
+    save_tokenizer: bool = True,
+    state_dict: dict[str, torch.Tensor] | None = None,
+    fingerprints: dict[str, Any] | None = None,
+) -> None:
+    """Writes ``model``'s checkpoint folder at ``path`` atomically.
+
+    ``state_dict`` replaces ``model.trainable_state_dict()`` and ``fingerprints`` replaces
+    :func:`base_fingerprints`: training passes the weights it gathered from every rank and the fingerprints it took
+    before FSDP sharded the frozen modules (see :mod:`anymal.train.sharded`).
+    """
+    if state_dict is None:
+        state_dict = model.trainable_state_dict()
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
@@ -68,14 +81,14 @@ def save_pretrained(model, path: str | os.PathLike, save_tokenizer: bool = True)
     try:
         config = {"format": FORMAT, "anymal_version": anymal.__version__, **model.config.to_dict()}
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        state = {k: v.detach().contiguous().cpu() for k, v in model.trainable_state_dict().items()}
-        state = {k: v for k, v in state.items() if not k.startswith("llm.")}  # LoRA goes to adapter/ below
+        state = {k: v.detach().contiguous().cpu() for k, v in state_dict.items() if not k.startswith("llm.")}
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "anymal_version": anymal.__version__})
-        (tmp / FINGERPRINTS_NAME).write_text(json.dumps(base_fingerprints(model), indent=2) + "\n")
+        (tmp / FINGERPRINTS_NAME).write_text(json.dumps(fingerprints or base_fingerprints(model), indent=2) + "\n")
         if save_tokenizer and model.tokenizer is not None:
             model.tokenizer.save_pretrained(str(tmp))
         if hasattr(model.llm, "peft_config"):
-            model.llm.save_pretrained(str(tmp / "adapter"))
+            lora = {k.removeprefix("llm."): v for k, v in state_dict.items() if k.startswith("llm.")}
+            model.llm.save_pretrained(str(tmp / "adapter"), state_dict=lora)  # LoRA weights, in PEFT's format
         atomic_replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

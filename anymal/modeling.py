@@ -103,6 +103,12 @@ class AnyMAL(GenerationMixin, nn.Module):
         self.encoders.eval()
         return self
 
+    @property
+    def _no_split_modules(self) -> list[str]:
+        """Layer classes that must stay whole: the LLM's decoder layers. accelerate's FSDP ``transformer_based_wrap``
+        reads this to shard layer by layer without the user naming the LLM's layer class."""
+        return list(getattr(self.llm, "_no_split_modules", None) or [])
+
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """The weights a checkpoint stores: every parameter that requires grad plus projector buffers."""
         trainable = {name for name, p in self.named_parameters() if p.requires_grad}

@@ -1,4 +1,8 @@
-"""Resumable training state: trainable weights, optimiser, scheduler, RNG and data position, written atomically."""
+"""Resumable training state: trainable weights, optimiser, scheduler, RNG and data position, written atomically.
+
+Weights and optimiser state are stored whole (gathered from every rank under FSDP2, see
+:mod:`anymal.train.sharded`), so every rank calls the save and load functions and only the main process writes.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,12 @@ from safetensors.torch import load_file, save_file
 
 from anymal.checkpoint import atomic_replace_dir
 from anymal.errors import CheckpointError
+from anymal.train.sharded import (
+    full_optimizer_state,
+    full_trainable_state,
+    load_full_optimizer_state,
+    load_full_trainable_state,
+)
 
 STATE_DIR = "checkpoints"
 
@@ -29,18 +39,26 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def save_training_state(output_dir: Path, step: int, model, optimizer, scheduler, keep_last: int) -> Path:
-    """Writes ``checkpoints/step-N`` atomically and prunes all but the newest ``keep_last``."""
+def save_training_state(
+    output_dir: Path, step: int, model, optimizer, scheduler, keep_last: int, is_main: bool = True
+) -> Path:
+    """Writes ``checkpoints/step-N`` atomically and prunes all but the newest ``keep_last``.
+
+    A collective under DDP/FSDP: every rank calls it (to gather shards); only ``is_main`` writes.
+    """
+    weights = full_trainable_state(model)
+    optimizer_state = full_optimizer_state(model, optimizer)
     root = output_dir / STATE_DIR
-    root.mkdir(parents=True, exist_ok=True)
     target = root / f"step-{step:08d}"
+    if not is_main:
+        return target
+    root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".step-{step:08d}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        weights = {k: v.detach().contiguous().cpu() for k, v in model.trainable_state_dict().items()}
         save_file(weights, str(tmp / "trainable.safetensors"))
         torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
+            {"optimizer": optimizer_state, "scheduler": scheduler.state_dict(), "rng": rng_state()},
             tmp / "optimizer.pt",
         )
         (tmp / "state.json").write_text(json.dumps({"step": step}) + "\n")
@@ -62,22 +80,18 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 
 def load_training_state(path: Path, model, optimizer, scheduler) -> int:
-    """Restores everything saved by :func:`save_training_state`; returns the step to continue from."""
+    """Restores everything saved by :func:`save_training_state` (every rank calls it); returns the step to resume."""
     try:
         weights = load_file(str(path / "trainable.safetensors"))
         extra = torch.load(path / "optimizer.pt", weights_only=False)
         step = json.loads((path / "state.json").read_text())["step"]
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: cannot resume from this checkpoint ({exc})") from None
-    params = dict(model.named_parameters())
-    buffers = dict(model.named_buffers())
-    with torch.no_grad():
-        for key, value in weights.items():
-            target = params.get(key, buffers.get(key))
-            if target is None:
-                raise CheckpointError(f"{path}: {key} is not a parameter of the model being trained")
-            target.copy_(value)
-    optimizer.load_state_dict(extra["optimizer"])
+    try:
+        load_full_trainable_state(model, weights, str(path))
+    except KeyError as exc:
+        raise CheckpointError(exc.args[0]) from None
+    load_full_optimizer_state(model, optimizer, extra["optimizer"])
     scheduler.load_state_dict(extra["scheduler"])
     set_rng_state(extra["rng"])
     return int(step)

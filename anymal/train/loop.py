@@ -1,7 +1,9 @@
 """The training loop on accelerate: one process, or DDP/FSDP under ``accelerate launch`` / ``torchrun``.
 
-``batch_size`` is the global batch: accelerate splits each batch across processes (``split_batches``), and the
-loss is normalised by the global number of target tokens, so N processes compute the same update as one.
+``batch_size`` is the global batch: every process draws the same seeded global batch and keeps its slice
+(:class:`~anymal.train.sampler.ShardedBatchSampler`), and the loss is normalised by the global number of target
+tokens, so N processes compute the same update as one. Under FSDP2 the weights and optimiser state are gathered
+whole for checkpoints (:mod:`anymal.train.sharded`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from anymal.checkpoint import base_fingerprints
 from anymal.errors import ConfigError
 from anymal.processing import IGNORE_INDEX
 from anymal.train.checkpointing import latest_checkpoint, load_training_state, save_training_state
@@ -24,6 +27,7 @@ from anymal.train.dataset import Collator, EpochExamples, TrainingDataset, read_
 from anymal.train.feature_cache import FeatureCache
 from anymal.train.metrics import MetricsWriter
 from anymal.train.sampler import ShardedBatchSampler
+from anymal.train.sharded import full_trainable_state
 
 
 @dataclass
@@ -138,19 +142,42 @@ def evaluate(model, dataset, config: TrainConfig, collator, accelerator) -> floa
     return float(total[0] / total[1].clamp(min=1))
 
 
+def make_accelerator(config: TrainConfig):
+    """The accelerate engine for ``config``: one process, or DDP/FSDP as ``accelerate launch``/``torchrun`` set up.
+
+    FSDP comes from accelerate's own configuration (``accelerate launch --use_fsdp --fsdp_version 2 ...`` or a
+    config file); anymal needs nothing extra. On CPU-only machines ``cpu=True`` makes torchrun use DDP over gloo.
+    """
+    from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+
+    return Accelerator(
+        cpu=not torch.cuda.is_available(),
+        mixed_precision=config.mixed_precision,
+        # batch_size is global, so the prepared scheduler steps once per optimiser step, not once per process.
+        # (accelerate 1.x silently ignores Accelerator(split_batches=...); only this form takes effect.)
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+
+
+def _check_engine(accelerator) -> None:
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.FSDP and not accelerator.is_fsdp2:
+        raise ConfigError(
+            "FSDP1 is not supported: it flattens parameters, and anymal's frozen LLM and encoders share FSDP units "
+            "with trainable projectors. Launch with FSDP2 (`accelerate launch --fsdp_version 2`, or "
+            "`fsdp_version: 2` in the accelerate config)."
+        )
+
+
 def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     """Runs one training stage and writes ``output_dir/final`` (an anymal checkpoint) plus metrics."""
-    from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.utils import set_seed
 
     from anymal.train.schedule import cosine_with_warmup
 
-    accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(),  # makes torchrun on CPU-only machines use DDP over gloo
-        mixed_precision=config.mixed_precision,
-        split_batches=True,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
+    accelerator = make_accelerator(config)
     set_seed(config.seed)
     output_dir = Path(config.output_dir)
     main = accelerator.is_main_process
@@ -179,10 +206,16 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         eval_dataset = TrainingDataset(eval_examples, model, config.chat, config.on_error, cache)
     collator = Collator(model)
 
+    fingerprints = base_fingerprints(model)  # before FSDP shards the frozen weights they hash
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = cosine_with_warmup(optimizer, config.warmup_steps, config.max_steps)
     model.train()
-    wrapped = accelerator.prepare_model(model)
+    _check_engine(accelerator)
+    # model and optimiser together: under FSDP2 accelerate swaps the optimiser onto the sharded parameters, and
+    # with fp16 the optimiser step goes through the gradient scaler
+    wrapped, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    model = accelerator.unwrap_model(wrapped)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
 
     step = 0
     if resume:
@@ -217,7 +250,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             if not last_micro:
                 continue
             if config.max_grad_norm > 0:
-                accelerator.clip_grad_norm_([p for g in groups for p in g["params"]], config.max_grad_norm)
+                accelerator.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -233,8 +266,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
                 eval_loss = evaluate(wrapped, eval_dataset, config, collator, accelerator)
                 result.eval_losses.append((step, eval_loss))
                 metrics.write(step, eval_loss=eval_loss)
-            if config.save_every and step % config.save_every == 0 and main:
-                save_training_state(output_dir, step, model, optimizer, scheduler, config.keep_last)
+            if config.save_every and step % config.save_every == 0:
+                save_training_state(output_dir, step, model, optimizer, scheduler, config.keep_last, main)
             if step >= config.max_steps:
                 break
         epoch += 1
@@ -247,8 +280,9 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     result.skipped = (
         {"rows": report.total_skipped, **dict(dataset.skipped)} if report.total_skipped else dict(dataset.skipped)
     )
+    final_state = full_trainable_state(model)  # a collective under FSDP: every rank takes part
     if main:
-        accelerator.unwrap_model(wrapped).save_pretrained(result.final_checkpoint)
+        model.save_pretrained(result.final_checkpoint, state_dict=final_state, fingerprints=fingerprints)
         summary = {
             "steps": step,
             "final_loss": result.losses[-1] if result.losses else None,

@@ -19,8 +19,8 @@ from anymal.train import train
     reason="torchrun is not installed",
 )
 def test_two_processes_match_one_with_the_same_global_batch_and_seed(make_config, tmp_path):
-    single = train(make_config(tmp_path / "single", "max_steps=4", "batch_size=4"))
-    config = make_config(tmp_path / "ddp", "max_steps=4", "batch_size=4")
+    single = train(make_config(tmp_path / "single", "max_steps=4", "batch_size=4", "log_every=1"))
+    config = make_config(tmp_path / "ddp", "max_steps=4", "batch_size=4", "log_every=1")
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(config.to_dict()))
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
