@@ -102,13 +102,25 @@ def summed_token_loss(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch
     return loss_sum, (labels != IGNORE_INDEX).sum()
 
 
-def token_loss(model, batch: dict[str, Any], accelerator) -> tuple[torch.Tensor, int]:
-    """Summed loss divided by the *global* target count, times the world size (DDP averages gradients)."""
+def target_count(batch: dict[str, Any]) -> torch.Tensor:
+    """How many next-token targets ``batch`` has (labels are shifted by one; modality tokens are never targets)."""
+    count = sum(int(label != IGNORE_INDEX) for row in batch["labels"] for label in row[1:])
+    return torch.tensor(count)
+
+
+def token_loss(model, batch: dict[str, Any], accelerator, window_tokens: torch.Tensor | None = None):
+    """Summed loss over the *global* target count of the accumulation window, times the world size.
+
+    ``window_tokens`` is this process's target count over every micro-batch of the optimiser step (default: this
+    batch's). Dividing by the count summed over the window and over processes makes the gradient the token-mean of
+    the whole effective batch: DDP/FSDP average across processes, hence the factor. Returns the loss and this
+    batch's target count.
+    """
     loss_sum, n_tokens = summed_token_loss(model, batch)
-    global_tokens = n_tokens.detach().clone()
+    total = (n_tokens if window_tokens is None else window_tokens).detach().clone().to(n_tokens.device)
     if accelerator.num_processes > 1:
-        global_tokens = accelerator.reduce(global_tokens, reduction="sum")
-    return loss_sum * accelerator.num_processes / global_tokens.clamp(min=1), int(n_tokens)
+        total = accelerator.reduce(total, reduction="sum")
+    return loss_sum * accelerator.num_processes / total.clamp(min=1), int(n_tokens)
 
 
 def _loader(dataset, config: TrainConfig, collator, accelerator, epoch: int, shuffle: bool = True, skip: int = 0):
@@ -231,8 +243,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     metrics = MetricsWriter(output_dir, enabled=main)
     result = TrainResult(output_dir=output_dir, final_checkpoint=output_dir / "final", steps=step)
     bar = tqdm(total=config.max_steps, initial=step, desc=f"{config.stage}", disable=not main, dynamic_ncols=True)
-    micro = 0
-    window_loss = 0.0
+    window: list[dict[str, Any]] = []  # the micro-batches of one optimiser step
     while step < config.max_steps:
         dataset.examples = source(epoch)  # instructions and mixture draws are re-sampled per epoch
         loader = _loader(dataset, config, collator, accelerator, epoch, skip=skip)
@@ -240,15 +251,20 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         for batch in loader:
             if batch["n_items"] == 0:
                 continue
-            micro += 1
-            last_micro = micro % config.grad_accum == 0
-            sync = accelerator.no_sync(wrapped) if not last_micro and accelerator.num_processes > 1 else nullcontext()
-            with sync, accelerator.autocast():
-                loss, _ = token_loss(wrapped, batch, accelerator)
-                accelerator.backward(loss / config.grad_accum)
-            window_loss += float(loss.detach()) / config.grad_accum
-            if not last_micro:
+            window.append(batch)
+            if len(window) < config.grad_accum:
                 continue
+            # every micro-batch is weighted by its target tokens, so accumulation equals one bigger batch
+            window_tokens = sum(target_count(b) for b in window)
+            window_loss = 0.0
+            for i, micro_batch in enumerate(window):
+                last = i == len(window) - 1
+                sync = accelerator.no_sync(wrapped) if not last and accelerator.num_processes > 1 else nullcontext()
+                with sync, accelerator.autocast():
+                    loss, _ = token_loss(wrapped, micro_batch, accelerator, window_tokens)
+                    accelerator.backward(loss)
+                window_loss += float(loss.detach())
+            window = []
             if config.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(params, config.max_grad_norm)
             optimizer.step()
@@ -256,7 +272,6 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             optimizer.zero_grad(set_to_none=True)
             step += 1
             loss_value = accelerator.reduce(torch.tensor(window_loss), reduction="mean").item()
-            window_loss = 0.0
             result.losses.append(loss_value)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}")

@@ -27,7 +27,7 @@ def test_held_out_loss_is_logged_and_falls(make_config, pairs, tmp_path):
     assert result.eval_losses[-1][1] < result.losses[0]
 
 
-def test_gradient_accumulation_equals_a_bigger_batch_when_items_have_equal_weight(make_config, tmp_path):
+def test_gradient_accumulation_equals_one_bigger_batch(make_config, tmp_path):
     big = train(make_config(tmp_path / "big", "max_steps=2", "batch_size=6"))
     accumulated = train(
         make_config(tmp_path / "acc", "max_steps=2", "batch_size=3", "grad_accum=2", "gradient_checkpointing=true")
@@ -35,8 +35,10 @@ def test_gradient_accumulation_equals_a_bigger_batch_when_items_have_equal_weigh
     assert accumulated.steps == big.steps == 2
     a = load_file(tmp_path / "big" / "run" / "final" / "model.safetensors")
     b = load_file(tmp_path / "acc" / "run" / "final" / "model.safetensors")
-    # token-weighted vs micro-batch-weighted means differ slightly; the updates agree closely
-    assert all(torch.allclose(a[k], b[k], atol=5e-3) for k in a)
+    # micro-batches are weighted by their target tokens (captions differ in length), so the two agree to float
+    # precision, not merely closely
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert torch.allclose(torch.tensor(accumulated.losses), torch.tensor(big.losses), atol=1e-5)
 
 
 def test_per_module_learning_rates(make_config, tmp_path):
