@@ -26,6 +26,22 @@ DTYPES = ("float32", "bfloat16", "float16", "auto")
 QUANTIZATION_MODES = ("none", "8bit", "4bit")
 
 
+def read_yaml_mapping(path: str | os.PathLike, what: str = "config") -> dict[str, Any]:
+    """The mapping at the top of YAML file ``path`` (empty file: ``{}``), or a ConfigError naming the file.
+
+    ``what`` names the file's role in the messages (``"plan config"``, ``"the demo config"``).
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
 def config_from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     """Builds dataclass ``cls`` from a (partial) dict, rejecting unknown keys and wrong types by field path."""
     if data is not None and not isinstance(data, dict):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from anymal.plan import estimate, plan_config_from_dict
-from anymal.plan.measure import measure_in_subprocess, projector_params
+from anymal.plan.measure import cpu_case, measure_in_subprocess
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1 << 20
@@ -42,30 +42,9 @@ def case(
     **overrides: Any,
 ) -> dict[str, Any]:
     """A CPU plan config: a LLaMA of the given size, one image modality fed by a linear projector."""
-    data: dict[str, Any] = {
-        "llm": {
-            "n_layers": layers,
-            "hidden": hidden,
-            "intermediate": intermediate,
-            "heads": heads,
-            "kv_heads": kv_heads,
-            "vocab": vocab,
-        },
-        "device": "cpu",
-        "compute_dtype": "float32",
-        "micro_batch": batch,
-        "text_tokens": text,
-        "modalities": {
-            "image": {
-                "tokens_per_item": image_tokens,
-                "feature_tokens": image_tokens,
-                "feature_dim": feature_dim,
-                "projector_params": projector_params(feature_dim, hidden),
-            }
-        },
-    }
-    data.update(overrides)
-    return data
+    shape = dict(hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, intermediate=intermediate, vocab=vocab)
+    load = dict(batch=batch, text=text, image_tokens=image_tokens, feature_dim=feature_dim)
+    return cpu_case(**shape, **load, **overrides)
 
 
 H512 = dict(hidden=512, layers=4, heads=8, kv_heads=8, intermediate=1376)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from anymal.errors import ConfigError
+from anymal.config import read_yaml_mapping
 
 DEFAULT_DIR = "runs/demo"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,15 +34,7 @@ def localise(value: Any, out_dir: str | os.PathLike) -> Any:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from ``path``, with a readable error if it is missing or malformed."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the demo config ({exc.strerror}); is configs/demo present?") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
+    return read_yaml_mapping(path, "the demo config; is configs/demo present?")
 
 
 def resolve_stage_config(name: str, out_dir: Path, config_dir: Path = CONFIG_DIR) -> Path:

@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from anymal.config import config_from_dict
+from anymal.config import config_from_dict, read_yaml_mapping
 from anymal.errors import ConfigError
 from anymal.plan.arch import LINEAR_NAMES, Arch, resolve_arch
 
@@ -212,14 +211,7 @@ def load_plan_config(path: str | os.PathLike | None, overrides: list[str] | tupl
     data: dict[str, Any] = {}
     if path is not None:
         file = Path(path)
-        try:
-            data = yaml.safe_load(file.read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(f"{file}: cannot read plan config ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{file}: not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{file}: expected a mapping at the top level")
+        data = read_yaml_mapping(file, "plan config")
         cfg_json = (data.get("llm") or {}).get("config_json")
         if cfg_json and not Path(cfg_json).is_absolute():
             data["llm"]["config_json"] = str(file.parent / cfg_json)

@@ -71,6 +71,48 @@ def projector_params(feature_dim: int, hidden: int) -> int:
     return feature_dim * hidden + hidden
 
 
+def cpu_case(
+    *,
+    hidden: int,
+    layers: int,
+    heads: int,
+    kv_heads: int,
+    intermediate: int,
+    vocab: int,
+    batch: int,
+    text: int,
+    image_tokens: int,
+    feature_dim: int,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """A plan-config dict that ``measure`` can run on CPU: a LLaMA of the given shape and (``feature_dim`` > 0) one
+    image modality fed by the linear projector ``measure`` trains. ``overrides`` set any other plan field."""
+    data: dict[str, Any] = {
+        "llm": {
+            "n_layers": layers,
+            "hidden": hidden,
+            "intermediate": intermediate,
+            "heads": heads,
+            "kv_heads": kv_heads,
+            "vocab": vocab,
+        },
+        "device": "cpu",
+        "compute_dtype": "float32",
+        "micro_batch": batch,
+        "text_tokens": text,
+        "modalities": {},
+    }
+    if feature_dim:
+        data["modalities"]["image"] = {
+            "tokens_per_item": image_tokens,
+            "feature_tokens": image_tokens,
+            "feature_dim": feature_dim,
+            "projector_params": projector_params(feature_dim, hidden),
+        }
+    data.update(overrides)
+    return data
+
+
 def tiny_variant(cfg: PlanConfig) -> PlanConfig:
     """The same setup on a tiny model and batch, for the warm-up step."""
     heads = 4

@@ -13,7 +13,7 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from anymal.config import AnyMALConfig, config_from_dict, config_to_dict
+from anymal.config import AnyMALConfig, config_from_dict, config_to_dict, read_yaml_mapping
 from anymal.errors import ConfigError
 
 STAGES = ("align", "instruct")
@@ -98,14 +98,7 @@ def read_config_dict(path: str | Path | None, overrides: list[str] | None = None
     """A YAML file merged with ``key=value`` overrides (OmegaConf), interpolations resolved; not yet validated."""
     data: dict[str, Any] = {}
     if path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        data = read_yaml_mapping(path)
     try:
         merged = OmegaConf.merge(OmegaConf.create(data), OmegaConf.from_dotlist(list(overrides or [])))
         return OmegaConf.to_container(merged, resolve=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from anymal.plan import PlanConfig, plan_config_from_dict
-from anymal.plan.measure import projector_params
+from anymal.plan.measure import cpu_case
 
 
 def tiny_plan(
@@ -22,27 +22,6 @@ def tiny_plan(
     **overrides: Any,
 ) -> PlanConfig:
     """A CPU plan of a small LLaMA with one projector-fed modality (``feature_dim`` 0: no modality)."""
-    data: dict[str, Any] = {
-        "llm": {
-            "n_layers": layers,
-            "hidden": hidden,
-            "intermediate": intermediate,
-            "heads": heads,
-            "kv_heads": kv_heads,
-            "vocab": vocab,
-        },
-        "device": "cpu",
-        "compute_dtype": "float32",
-        "micro_batch": batch,
-        "text_tokens": text,
-        "modalities": {},
-    }
-    if feature_dim:
-        data["modalities"]["image"] = {
-            "tokens_per_item": image_tokens,
-            "feature_tokens": image_tokens,
-            "feature_dim": feature_dim,
-            "projector_params": projector_params(feature_dim, hidden),
-        }
-    data.update(overrides)
-    return plan_config_from_dict(data)
+    shape = dict(hidden=hidden, intermediate=intermediate, layers=layers, heads=heads, kv_heads=kv_heads, vocab=vocab)
+    load = dict(batch=batch, text=text, image_tokens=image_tokens, feature_dim=feature_dim)
+    return plan_config_from_dict(cpu_case(**shape, **load, **overrides))
