@@ -10,11 +10,9 @@ the image plugin's ``model_config`` names, and is saved as the plugin's ``pretra
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import math
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,17 +58,9 @@ def canonical_caption(truth: dict[str, str]) -> str:
 
 def register_architecture(model_config: dict[str, Any]) -> str:
     """Registers ``model_config`` (vision_cfg, text_cfg, embed_dim) with open_clip; returns its model name."""
-    import open_clip
+    from anymal_image.encoders import register_open_clip_architecture
 
-    digest = hashlib.sha256(json.dumps(model_config, sort_keys=True).encode()).hexdigest()[:12]
-    name = f"anymal-demo-clip-{digest}"
-    if open_clip.get_model_config(name) is None:
-        folder = Path(tempfile.gettempdir()) / "anymal-open-clip-configs"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{name}.json"
-        path.write_text(json.dumps(model_config))
-        open_clip.add_model_config(path)
-    return name
+    return register_open_clip_architecture(model_config, prefix="anymal-demo-clip")
 
 
 def contrastive_loss(image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:

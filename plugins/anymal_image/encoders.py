@@ -40,24 +40,30 @@ def _seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
 
 
 # --- open_clip -----------------------------------------------------------------------------------------------
-def _open_clip_model_name(config: ImagePluginConfig) -> str:
-    """Registers a custom architecture with open_clip (through a JSON file, its public API) when one is given."""
+def register_open_clip_architecture(model_config: dict[str, Any], prefix: str = "anymal-custom") -> str:
+    """Registers an architecture (``vision_cfg``, ``text_cfg``, ``embed_dim``) with open_clip through a JSON file,
+    its public API, and returns the model name: ``prefix`` plus a digest of the config, so equal configs share it."""
     import open_clip
 
+    digest = hashlib.sha256(json.dumps(model_config, sort_keys=True).encode()).hexdigest()[:12]
+    name = f"{prefix}-{digest}"
+    if open_clip.get_model_config(name) is None:
+        folder = Path(tempfile.gettempdir()) / "anymal-open-clip-configs"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{name}.json"
+        path.write_text(json.dumps(model_config))
+        open_clip.add_model_config(path)
+    return name
+
+
+def _open_clip_model_name(config: ImagePluginConfig) -> str:
+    """The open_clip model name: the configured one, or a custom architecture registered from ``model_config``."""
     if config.model_config is None:
         return config.model_name
     cfg = dict(config.model_config)
     cfg.setdefault("text_cfg", {"context_length": 8, "vocab_size": 64, "width": 8, "heads": 1, "layers": 1})
     cfg.setdefault("embed_dim", cfg["vision_cfg"].get("width", 64))
-    digest = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
-    name = f"anymal-custom-{digest}"
-    if open_clip.get_model_config(name) is None:
-        folder = Path(tempfile.gettempdir()) / "anymal-open-clip-configs"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{name}.json"
-        path.write_text(json.dumps(cfg))
-        open_clip.add_model_config(path)
-    return name
+    return register_open_clip_architecture(cfg)
 
 
 def _open_clip_preprocess(config: ImagePluginConfig) -> dict[str, Any]:
