@@ -118,6 +118,11 @@ class ModalityPlugin(abc.ABC):
         """Raw inputs for other modalities carried by ``raw`` (e.g. a video's audio track); default: none."""
         return {}
 
+    def companion_modalities(self, raw: Any) -> tuple[str, ...]:
+        """Other modalities whose plugins read this same input file too (e.g. ``("audio",)`` for a video file with a
+        sound track); training routes the file to them (:func:`anymal.routing.route_example`). Default: none."""
+        return ()
+
     def is_single_input(self, raw: Any) -> bool:
         """Whether ``raw`` is one input (as opposed to a list of inputs). Override for tuple-shaped inputs."""
         return not isinstance(raw, list)

@@ -4,13 +4,22 @@ A plugin may return ``{modality: raw_input}`` from ``companion_inputs(raw)``. :f
 it to ``generate``'s per-row inputs: each companion input joins its row's inputs of that modality (a row with
 explicit inputs of that modality keeps them), and in a prompt that places ``<video>`` but no ``<audio>``, the
 audio goes right after its video. Nothing here is modality-specific.
+
+Training data holds files, not decoded inputs, so there a plugin says which other modalities read the *same file*
+(``companion_modalities(raw)``, e.g. the audio plugin decodes a video file's audio track itself), and
+:func:`route_example` adds that file to those modalities with the same placement rule. The file is then one more
+ordinary media item: the feature cache, batching and error handling need nothing special.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any
+
+from anymal.data.records import Example, Turn
+from anymal.errors import InputError
 
 
 def _place_after(prompt: str, source: str, target: str, flags: list[bool]) -> str:
@@ -60,3 +69,48 @@ def add_companion_inputs(
                 for other, other_flags in flags.items():
                     prompts[r] = _place_after(prompts[r], name, other, other_flags)
     return prompts, rows
+
+
+def route_example(plugins: Mapping[str, Any], example: Example, memo: dict | None = None) -> Example:
+    """``example`` with each file that a plugin's ``companion_modalities`` names added to those modalities.
+
+    An example with explicit items of a modality gets no companions for it. In the user turns, ``<audio>`` goes
+    right after the ``<video>`` it came from, unless the example places ``<audio>`` itself (like ``generate``). A
+    file that cannot be probed routes nothing: its own plugin reports it when the example is loaded. ``memo``
+    (a dict kept by the caller) remembers each file's answer, so a file is probed once, not once per epoch.
+    """
+    explicit = {name for name, refs in example.media.items() if refs}
+    media = {name: list(refs) for name, refs in example.media.items()}
+    flags: dict[tuple[str, str], list[bool]] = {}
+    for name, refs in example.media.items():
+        companions_of = getattr(plugins.get(name), "companion_modalities", None)
+        if companions_of is None:
+            continue
+        for i, ref in enumerate(refs):
+            key = (name, ref)
+            if memo is None or key not in memo:
+                try:
+                    found = tuple(companions_of(ref.raw()))
+                except InputError:
+                    found = ()
+                if memo is not None:
+                    memo[key] = found
+            else:
+                found = memo[key]
+            others = [m for m in found if m in plugins and m not in explicit]
+            for other in others:
+                media.setdefault(other, []).append(ref)
+            for other in {*(o for (n, o) in flags if n == name), *others}:
+                flags.setdefault((name, other), [False] * i).append(other in others)
+    if not flags or not any(any(f) for f in flags.values()):
+        return example
+    turns = list(example.turns)
+    for (source, target), source_flags in flags.items():
+        seen = 0
+        for t, turn in enumerate(turns):
+            if turn.role != "user":
+                continue
+            count = turn.text.count(f"<{source}>")
+            turns[t] = Turn(turn.role, _place_after(turn.text, source, target, source_flags[seen : seen + count]))
+            seen += count
+    return dataclasses.replace(example, turns=turns, media=media)

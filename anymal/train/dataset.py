@@ -16,13 +16,15 @@ import torch
 from anymal.data import Example, Mixture, read_dataset
 from anymal.errors import AnyMALError, DataError
 from anymal.registry import get_plugin
+from anymal.routing import route_example
 from anymal.train.config import DataSpec
 from anymal.train.feature_cache import concat_features
 
 
 class EpochExamples:
     """The weighted mixture of the dataset specs, re-read per epoch so per-example random choices (the captioning
-    instruction of a pair, the mixture's draws) change between epochs, reproducibly from seed and epoch."""
+    instruction of a pair, the mixture's draws) change between epochs, reproducibly from seed and epoch. Files a
+    plugin routes to other modalities too (a video's audio track, ``route_audio``) are added to each example."""
 
     def __init__(self, specs: Sequence[DataSpec], modalities, on_error: str, seed: int) -> None:
         """``modalities``: the model's plugins by name (``AnyMAL.plugins``) or just their names."""
@@ -52,12 +54,14 @@ class EpochExamples:
         self.mixture = Mixture(readers, weights, seed=seed, stopping=stopping)
         self.paths = [s.path for s in specs]
         self._cache: dict[int, list[Example]] = {}
+        self.plugins = plugins
+        self._routes: dict = {}  # companion_modalities answers per file (see anymal.routing.route_example)
 
     def __call__(self, epoch: int) -> list[Example]:
         if epoch not in self._cache:
             self._cache = {}  # keep one epoch in memory
             self.mixture.set_epoch(epoch)
-            examples = list(self.mixture)
+            examples = [route_example(self.plugins, example, self._routes) for example in self.mixture]
             if not examples:
                 raise DataError(f"no usable examples in {self.paths} (report: {self.mixture.report})")
             self._cache[epoch] = examples

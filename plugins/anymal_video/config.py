@@ -43,8 +43,10 @@ class VideoPluginConfig(ImagePluginConfig):
         per-patch temporal means (one token per patch), then a ``linear`` or 2-layer ``mlp`` projection;
         ``num_tokens`` must equal ``num_frames + patches per frame``.
 
-    ``route_audio``: with an ``audio`` plugin in the model, the clip's audio track is fed to it as well
-    (see :mod:`anymal_video.routing`); ``audio_stream_index`` picks the track (default: the best audio stream).
+    ``route_audio``: with an ``audio`` plugin in the model, the clip's audio track is fed to it as well, in
+    ``generate`` (see :mod:`anymal_video.routing`) and in training data (:func:`anymal.routing.route_example`);
+    ``audio_stream_index`` picks the track in ``generate`` (default: the best audio stream, the only choice in
+    training, where the audio plugin reads the file itself).
     """
 
     plugin_type: str = "video"

@@ -112,6 +112,19 @@ class VideoPlugin(ModalityPlugin):
             return {}
         return {"audio": extract_audio_track(raw, self.config.audio_stream_index)}
 
+    def companion_modalities(self, raw: Any) -> tuple[str, ...]:
+        """``("audio",)`` for a video file with an audio track when ``route_audio`` is set: the audio plugin decodes
+        the file's best audio stream itself, the same samples :meth:`companion_inputs` extracts for ``generate``."""
+        if not self.config.route_audio or not isinstance(raw, (str, Path, bytes, bytearray, memoryview)):
+            return ()
+        if self.config.audio_stream_index is not None:
+            raise ConfigError(
+                f"video.audio_stream_index={self.config.audio_stream_index}: training data routes a video's best "
+                "audio stream to the audio plugin (which reads the file itself); only generate() can pick another "
+                "stream. Unset audio_stream_index, or give training rows the audio explicitly."
+            )
+        return ("audio",) if has_audio_track(raw) else ()
+
     # --- encoder -------------------------------------------------------------------------------------------
     def build_encoder(self) -> nn.Module:
         tower = build_tower(self.config)
