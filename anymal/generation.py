@@ -162,11 +162,16 @@ class GenerationMixin:
             raws = [raw for row in per_row for raw in row.get(name, [])]
             if raws:
                 batches[name] = self.preprocess(name, raws)
-        fused = self.fuse(rows, batches, padding_side="left")
+        fused = self.fuse(rows, batches, padding_side="left")  # also checks lengths against the LLM's context
         hf_kwargs.setdefault("pad_token_id", self._pad_token_id())
-        sequences = self.llm.generate(
-            inputs_embeds=fused.inputs_embeds, attention_mask=fused.attention_mask, **hf_kwargs
-        )
+        if batches or hf_kwargs.get("streamer") is not None:  # a streamer would see the prompt ids on the other path
+            sequences = self.llm.generate(
+                inputs_embeds=fused.inputs_embeds, attention_mask=fused.attention_mask, **hf_kwargs
+            )
+        else:  # text only: the LLM's own input_ids path, exactly bare HF generate (its embeds path costs more)
+            ids = _left_padded(rows, hf_kwargs["pad_token_id"] or 0, fused.attention_mask)
+            sequences = self.llm.generate(input_ids=ids, attention_mask=fused.attention_mask, **hf_kwargs)
+            sequences = sequences[:, ids.shape[1] :]  # new tokens only, as the embeds path returns them
         texts = []
         if self.tokenizer is not None:
             texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=skip_special_tokens)
@@ -178,3 +183,12 @@ class GenerationMixin:
         config = self.llm.generation_config
         eos = config.eos_token_id
         return config.pad_token_id if config.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
+
+
+def _left_padded(rows: list[list[int]], pad_id: int, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Token rows as one left-padded id tensor laid out like ``attention_mask``."""
+    ids = torch.full(attention_mask.shape, pad_id, dtype=torch.long, device=attention_mask.device)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, attention_mask.shape[1] - len(row) :] = torch.tensor(row, dtype=torch.long)
+    return ids
