@@ -74,6 +74,8 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     feature_cache: str | None = None
+    # batches hold one modality set each (all-image, all-audio, ...); None: on in align, off in instruct
+    group_by_modality: bool | None = None
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -85,6 +87,11 @@ class TrainConfig:
         for name in ("max_steps", "batch_size", "grad_accum", "keep_last"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: expected a positive integer")
+
+    @property
+    def modality_batches(self) -> bool:
+        """Whether batches are cut within one modality set (``group_by_modality``, by default in ``align``)."""
+        return self.stage == "align" if self.group_by_modality is None else self.group_by_modality
 
     def model_config(self) -> AnyMALConfig:
         """The validated AnyMAL config (plugin configs typed through the registry)."""

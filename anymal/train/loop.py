@@ -133,6 +133,7 @@ def _loader(dataset, config: TrainConfig, collator, accelerator, epoch: int, shu
         accelerator.num_processes,
         shuffle=shuffle,
         skip=skip,
+        groups=[",".join(sorted(ex.media)) for ex in dataset.examples] if config.modality_batches else None,
     )
     return torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, collate_fn=collator, num_workers=config.num_workers
