@@ -9,6 +9,7 @@ whole for checkpoints (:mod:`anymal.train.sharded`).
 from __future__ import annotations
 
 import json
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,7 +163,17 @@ def make_accelerator(config: TrainConfig):
     config file); anymal needs nothing extra. On CPU-only machines ``cpu=True`` makes torchrun use DDP over gloo.
     """
     from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+    from accelerate.state import AcceleratorState
 
+    # accelerate keeps one process-wide state; a second train() in the same process (a notebook, the demo's stages)
+    # may use another mixed precision, so the per-run part is reset. The distributed set-up (PartialState) stays.
+    AcceleratorState._reset_state(reset_partial_state=False)
+    if config.mixed_precision == "fp16" and not torch.cuda.is_available():
+        warnings.warn(
+            "mixed_precision=fp16: accelerate has no fp16 autocast on CPU, so this run trains in float32; "
+            "use mixed_precision=bf16 for half precision on CPU",
+            stacklevel=2,
+        )
     return Accelerator(
         cpu=not torch.cuda.is_available(),
         mixed_precision=config.mixed_precision,

@@ -51,3 +51,17 @@ def test_per_module_learning_rates(make_config, tmp_path):
     assert all(torch.equal(initial[k], final[k]) for k in final)  # lr 0 for the image projector: unchanged
     with pytest.raises(ConfigError, match="module_lr: unknown modules"):
         train(make_config(tmp_path / "bad", "max_steps=1", "module_lr={audio: 0.1}"))
+
+
+def test_bf16_mixed_precision_follows_the_fp32_run_and_keeps_fp32_weights(make_config, tmp_path):
+    full = train(make_config(tmp_path / "fp32", "max_steps=4"))
+    mixed = train(make_config(tmp_path / "bf16", "max_steps=4", "mixed_precision=bf16"))
+    a, b = torch.tensor(full.losses), torch.tensor(mixed.losses)
+    assert not torch.equal(a, b)  # autocast really ran in half precision (and a second run may change precision)
+    assert torch.allclose(a, b, atol=0.05)  # and tracks the full-precision run
+    weights = load_file(tmp_path / "bf16" / "run" / "final" / "model.safetensors")
+    assert all(w.dtype == torch.float32 for w in weights.values())  # master weights stay fp32
+    if not torch.cuda.is_available():  # fp16 has no CPU autocast in accelerate: said, not silently ignored
+        with pytest.warns(UserWarning, match="no fp16 autocast on CPU"):
+            fp16 = train(make_config(tmp_path / "fp16", "max_steps=4", "mixed_precision=fp16"))
+        assert torch.equal(torch.tensor(fp16.losses), a)
