@@ -17,8 +17,8 @@ cosine schedule, all in fp32 on CPU.
 What differs, by design of the two models (not of this benchmark):
 - Projector. LLaVA emits one token per patch through a 2-layer MLP (``vit_dim -> llm_dim -> llm_dim``). AnyMAL's
   image projector is the paper's Perceiver resampler: ``N`` learned latents cross-attend to the patch features
-  through ``resampler_depth`` attention + feed-forward blocks of width ``resampler_dim`` (2 x 1024 by default,
-  sized for 7B+ LLMs), which costs far more FLOPs than the MLP when ``N`` equals the patch count. The point of a
+  through ``resampler_depth`` attention + feed-forward blocks of width ``resampler_dim`` (2 blocks at the vision
+  width by default), which costs far more FLOPs than the MLP when ``N`` equals the patch count. The point of a
   resampler is to *reduce* tokens (the paper uses 64 for 256+ patches); here ``N`` is set to the patch count so
   that the LLM sees exactly the same sequence on both sides (checked). ``mid-small-resampler`` uses one block at
   the LLM's width to show how much of the gap is the projector's own size; ``mid-64tok`` (opt-in, *not* the same

@@ -18,6 +18,8 @@ class ImagePluginConfig(PluginConfig):
     open_clip architecture. ``backend="hf"``: ``model_name`` is a hub id or folder of a CLIP/SigLIP model, or
     ``model_config`` a ``CLIPVisionConfig``/``SiglipVisionConfig`` dict (with ``model_type``) for random init.
     Random-init encoders (no pretrained weights) are seeded by ``init_seed`` so they rebuild bit-identically.
+    ``resampler_dim`` (the width the latents work at) defaults to the vision tower's feature width, as in
+    Flamingo's Perceiver resampler: 1024 for the paper's ViT-L/14-336.
     """
 
     plugin_type: str = "image"
@@ -30,7 +32,7 @@ class ImagePluginConfig(PluginConfig):
     feature_layer: int = -2
     keep_cls_token: bool = False
     resampler_depth: int = 2
-    resampler_dim: int = 1024
+    resampler_dim: int | None = None
     resampler_heads: int = 16
     resampler_dim_head: int = 64
     resampler_ff_mult: int = 4
@@ -41,5 +43,6 @@ class ImagePluginConfig(PluginConfig):
             raise ConfigError(f"backend={self.backend!r}: expected 'open_clip' or 'hf'")
         if self.resampler_depth < 1:
             raise ConfigError(f"resampler_depth={self.resampler_depth}: expected at least 1 layer")
-        if min(self.resampler_dim, self.resampler_heads, self.resampler_dim_head, self.resampler_ff_mult) < 1:
+        sizes = (self.resampler_dim or 1, self.resampler_heads, self.resampler_dim_head, self.resampler_ff_mult)
+        if min(sizes) < 1:
             raise ConfigError("resampler_dim, resampler_heads, resampler_dim_head and resampler_ff_mult must be >= 1")

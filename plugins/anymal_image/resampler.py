@@ -77,7 +77,7 @@ def resampler_from_config(config, in_dim: int, out_dim: int) -> PerceiverResampl
         out_dim=out_dim,
         num_latents=config.num_tokens,
         depth=config.resampler_depth,
-        dim=config.resampler_dim,
+        dim=config.resampler_dim or in_dim,  # default: the vision features' own width
         heads=config.resampler_heads,
         dim_head=config.resampler_dim_head,
         ff_mult=config.resampler_ff_mult,
