@@ -118,6 +118,15 @@ class ModalityPlugin(abc.ABC):
         """Raw inputs for other modalities carried by ``raw`` (e.g. a video's audio track); default: none."""
         return {}
 
+    def reseed(self, seed: int) -> None:
+        """Restarts the plugin's own random preprocessing choices (e.g. random video segments) from ``seed``.
+
+        Training calls it before preprocessing each item with a seed made from the run seed, the epoch and the
+        item's index, so those choices do not depend on data-loader workers or on where a run was resumed.
+        Default: nothing (deterministic preprocessing).
+        """
+        return None
+
     def companion_modalities(self, raw: Any) -> tuple[str, ...]:
         """Other modalities whose plugins read this same input file too (e.g. ``("audio",)`` for a video file with a
         sound track); training routes the file to them (:func:`anymal.routing.route_example`). Default: none."""

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from anymal.data import Example, Mixture, read_dataset
@@ -82,8 +83,12 @@ def read_examples(specs: Sequence[DataSpec], modalities, on_error: str, seed: in
 class TrainingDataset(torch.utils.data.Dataset):
     """Tokenised, preprocessed examples for one model; a bad item becomes ``None`` (skipped) or raises."""
 
-    def __init__(self, examples: list[Example], model, chat: bool, on_error: str = "skip", cache=None) -> None:
+    def __init__(
+        self, examples: list[Example], model, chat: bool, on_error: str = "skip", cache=None, seed: int = 0
+    ) -> None:
         self.examples = examples
+        self.seed = seed
+        self.epoch = 0  # set by the training loop with each epoch's examples
         self.cache = cache
         self.encoder = model.prompt_encoder
         self.plugins = model.plugins
@@ -106,9 +111,11 @@ class TrainingDataset(torch.utils.data.Dataset):
             )
             if self.cache is not None:
                 return {"input_ids": ids, "labels": labels, "features": self._cached(example)}
-            media = {
-                name: [self.plugins[name].preprocess(ref.raw()) for ref in refs] for name, refs in example.media.items()
-            }
+            item_seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
+            media = {}
+            for name, refs in example.media.items():
+                self.plugins[name].reseed(item_seed)  # random preprocessing as a function of (seed, epoch, item)
+                media[name] = [self.plugins[name].preprocess(ref.raw()) for ref in refs]
         except AnyMALError as exc:
             if self.on_error == "raise":
                 raise DataError(f"{example.location}: {exc}") from exc

@@ -220,7 +220,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             stats = cache.precompute(examples, batch_size=config.batch_size)
             print(f"feature cache {config.feature_cache}: {stats['encoded']} encoded, {stats['failed']} unreadable")
         accelerator.wait_for_everyone()
-    dataset = TrainingDataset(examples, model, config.chat, config.on_error, cache)
+    dataset = TrainingDataset(examples, model, config.chat, config.on_error, cache, seed=config.seed)
     eval_dataset = None
     if config.eval_data:
         eval_examples, _ = read_examples(config.eval_data, model.plugins, config.on_error, config.seed)
@@ -250,7 +250,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     while skip >= len(_loader(dataset, config, collator, accelerator, epoch)):
         skip -= len(_loader(dataset, config, collator, accelerator, epoch))
         epoch += 1
-        dataset.examples = source(epoch)
+        dataset.examples, dataset.epoch = source(epoch), epoch
 
     metrics = MetricsWriter(output_dir, enabled=main)
     result = TrainResult(output_dir=output_dir, final_checkpoint=output_dir / "final", steps=step)
@@ -258,6 +258,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     window: list[dict[str, Any]] = []  # the micro-batches of one optimiser step
     while step < config.max_steps:
         dataset.examples = source(epoch)  # instructions and mixture draws are re-sampled per epoch
+        dataset.epoch = epoch
         loader = _loader(dataset, config, collator, accelerator, epoch, skip=skip)
         skip = 0
         for batch in loader:

@@ -131,6 +131,12 @@ class AudioPlugin(ModalityPlugin):
         return projector(features.to(dtype=weight.dtype))
 
     # --- data ----------------------------------------------------------------------------------------------------
+    def reseed(self, seed: int) -> None:
+        """With ``deterministic_crops=False`` (random crops as augmentation), draws the next crops from ``seed``, so
+        training's crops are a function of run seed, epoch and item; fixed crops stay fixed."""
+        if not self.config.deterministic_crops:
+            self.front_end.seed = seed
+
     def preprocess(self, raw: Any) -> dict[str, torch.Tensor]:
         """``input_features`` ``[views, frames, mel_bins]`` and ``is_longer`` ``[1]`` for one clip."""
         wave = load_audio(raw, default_sample_rate=self.config.array_sample_rate)

@@ -71,7 +71,7 @@ class VideoPlugin(ModalityPlugin):
         return self._transform
 
     def reseed(self, seed: int) -> None:
-        """Restarts segment sampling from ``seed`` (e.g. per data-loader worker, or per epoch)."""
+        """Restarts segment sampling from ``seed`` (training calls it per item; see ``ModalityPlugin.reseed``)."""
         self.rng = np.random.default_rng(seed)
 
     def _sample(self, timestamps: np.ndarray, fps: float) -> np.ndarray:
