@@ -46,3 +46,14 @@ def tiny_image_model():
     from anymal.testing import tiny_anymal
 
     return tiny_anymal(("image",))
+
+
+@pytest.fixture
+def one_thread():
+    """Training tests run single-threaded: on a shared 2-core box, oversubscribed torch threads stall for seconds."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

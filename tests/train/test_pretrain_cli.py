@@ -31,15 +31,6 @@ def basic_motions() -> Path:
     return BASIC_MOTIONS
 
 
-@pytest.fixture
-def one_thread():
-    """Training runs single-threaded: on a shared 2-core box, oversubscribed torch threads stall for seconds."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_imu_contrastive_task_runs_end_to_end_from_the_cli(basic_motions, tmp_path, capsys, one_thread):
     out = tmp_path / "run"
     code = cli_main(["--config", str(TINY), f"output_dir={out}", f"options.data={basic_motions}", "options.steps=60"])

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from anymal import AnyMAL
@@ -38,15 +37,6 @@ def motions() -> tuple[np.ndarray, list[str]]:
         pytest.skip(f"real IMU asset {BASIC_MOTIONS} is absent (expected ../shared/assets beside the repo)")
     with np.load(BASIC_MOTIONS, allow_pickle=False) as data:
         return data["X"], [str(label) for label in data["y"]]
-
-
-@pytest.fixture
-def one_thread():
-    """Training runs single-threaded: on a shared 2-core box, oversubscribed torch threads stall for seconds."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def write_pairs(folder: Path, signals: np.ndarray, labels: list[str]) -> Path:

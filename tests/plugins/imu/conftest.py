@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from anymal_imu import IMUPlugin, IMUPluginConfig
 
@@ -50,12 +49,3 @@ def bm_config():
 @pytest.fixture
 def tiny_plugin() -> IMUPlugin:
     return IMUPlugin(IMUPlugin.tiny_config())
-
-
-@pytest.fixture
-def one_thread():
-    """Training tests run single-threaded: on a shared 2-core box, oversubscribed torch threads stall for seconds."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
