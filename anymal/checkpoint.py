@@ -140,7 +140,7 @@ def load_pretrained(
         check_fingerprints: refuse base models whose fingerprint differs from the saved one (default).
         merge_lora: merge a saved LoRA adapter into the LLM weights (not possible on a quantised LLM).
     """
-    from anymal.llm import load_tokenizer
+    from anymal.llm import has_tokenizer_files, load_tokenizer
     from anymal.modeling import AnyMAL
 
     folder = Path(path)
@@ -166,7 +166,7 @@ def load_pretrained(
                 f"({before.get('fingerprint')}), but {config.llm.name_or_path!r} has fingerprint {now}; "
                 "load the LLM it was trained on (llm_path=...) or pass check_fingerprints=False"
             )
-    tokenizer = load_tokenizer(config.llm, source=str(folder)) if (folder / "tokenizer_config.json").exists() else None
+    tokenizer = load_tokenizer(config.llm, source=str(folder)) if has_tokenizer_files(folder) else None
     cls = model_class or AnyMAL
     model = cls(config, tokenizer=tokenizer) if tokenizer is not None else cls(config)
     if check_fingerprints:

@@ -6,6 +6,8 @@ Any HF ``AutoModelForCausalLM`` works, by hub id or local folder; bitsandbytes q
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedModel
@@ -61,6 +63,25 @@ def freeze(module: nn.Module) -> nn.Module:
     return module.eval()
 
 
+def keep_quantized_layout(model: nn.Module) -> int:
+    """Stops bitsandbytes from repacking frozen 4-bit weights in place for its CPU kernel; returns the layer count.
+
+    On CPUs with AVX512-BF16, bitsandbytes 0.50's ``Linear4bit.forward`` (eval mode, no grad) rewrites the layer's
+    packed weight and quantisation state the first time it runs: absmax is rounded to bfloat16 and double
+    quantisation is undone. That (1) fails with "N must be divisible by block_n" for any layer whose output width is
+    not a multiple of 32 (stories260K's MLP is 172 wide), (2) changes the frozen LLM's weights in memory, so a saved
+    state dict and its hash differ after the first generation, and (3) makes results depend on the CPU model. We
+    keep the layout the checkpoint was quantised to on every CPU; the generic 4-bit kernel computes the same
+    product. The switch is an attribute of bitsandbytes' layer: where a release drops it there is nothing to undo.
+    """
+    count = 0
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+            count += 1
+    return count
+
+
 def load_llm(config: LLMConfig, device_map: str | dict | None = None) -> PreTrainedModel:
     """Loads the causal LM named by ``config`` (quantised if asked) with all weights frozen."""
     if not config.name_or_path:
@@ -76,22 +97,54 @@ def load_llm(config: LLMConfig, device_map: str | dict | None = None) -> PreTrai
         model = AutoModelForCausalLM.from_pretrained(config.name_or_path, **kwargs)
     except OSError as exc:
         raise ConfigError(f"llm.name_or_path={config.name_or_path!r}: cannot load a causal LM ({exc})") from None
+    if quant is not None:
+        keep_quantized_layout(model)
     return freeze(model)
+
+
+# Files any HF tokenizer folder holds at least one of; a folder with none of them has no tokenizer.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "tokenizer_config.json",
+    "vocab.json",
+    "vocab.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tiktoken.model",
+)
+
+
+def has_tokenizer_files(path: str | Path) -> bool:
+    """Whether the local folder ``path`` holds tokenizer files (a hub id, not a folder, gives False)."""
+    folder = Path(path)
+    return folder.is_dir() and any((folder / name).is_file() for name in TOKENIZER_FILES)
 
 
 def load_tokenizer(config: LLMConfig, source: str | None = None):
     """The LLM's tokenizer with a chat template, a pad token and left padding (for batched generation).
 
-    ``source`` overrides where it is read from (a checkpoint folder stores its own copy). Returns ``None`` when the
-    LLM folder has no tokenizer and none was named, so id-only use (``input_ids=``) still works.
+    ``source`` overrides where it is read from (a checkpoint folder stores its own copy). Returns ``None`` only
+    when the LLM's own local folder has no tokenizer files and no tokenizer was named, so id-only use
+    (``input_ids=``) still works. A tokenizer that exists but does not load (a corrupt file, a missing converter
+    such as sentencepiece or protobuf) raises a ConfigError naming the folder and the cause: returning ``None``
+    there would let training skip every row as text it cannot tokenise.
     """
     path = source or config.tokenizer or config.name_or_path
+    named = source is not None or config.tokenizer is not None
+    if not named and Path(path).is_dir() and not has_tokenizer_files(path):
+        return None
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, revision=None if source else config.revision)
-    except (OSError, ValueError, TypeError) as exc:
-        if source is None and config.tokenizer is None:
-            return None
-        raise ConfigError(f"llm.tokenizer={path!r}: cannot load a tokenizer ({exc})") from None
+    except (OSError, ValueError, TypeError, ImportError) as exc:
+        if not named and isinstance(exc, OSError) and not Path(path).is_dir():
+            return None  # a hub id whose repository has no tokenizer
+        field = "llm.tokenizer" if named else "llm.name_or_path"
+        raise ConfigError(
+            f"{field}={path!r}: the tokenizer files there do not load ({type(exc).__name__}: {exc}). "
+            "A LLaMA/sentencepiece tokenizer needs the sentencepiece and protobuf packages "
+            "(pip install 'transformers[sentencepiece]')."
+        ) from exc
     if config.chat_template:
         tokenizer.chat_template = config.chat_template
     elif not tokenizer.chat_template:

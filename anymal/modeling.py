@@ -8,21 +8,25 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers.utils import ModelOutput
 
 from anymal.config import AnyMALConfig
 from anymal.errors import InputError
 from anymal.fusion import FusedInputs, splice
 from anymal.generation import GenerationMixin
-from anymal.llm import freeze, llm_context_length, llm_hidden_size, load_llm, load_tokenizer
+from anymal.llm import freeze, keep_quantized_layout, llm_context_length, llm_hidden_size, load_llm, load_tokenizer
 from anymal.plugin import ModalityPlugin
 from anymal.processing import IGNORE_INDEX, PromptEncoder
 from anymal.registry import get_plugin
 
 
 @dataclass
-class AnyMALOutput(ModelOutput):
-    """``forward`` output: the LLM's causal-LM output plus, with ``return_labels``, the spliced labels."""
+class AnyMALOutput:
+    """``forward`` output: the LLM's causal-LM output plus, with ``return_labels``, the spliced labels.
+
+    A plain dataclass of our own, not a subclass of transformers' ``ModelOutput``: transformers 5.24 renamed
+    ``ModelOutput.past_key_values`` to ``cache`` and rewrote the keyword arguments of every subclass, which broke
+    ours. ``past_key_values`` here is the LLM's KV cache under whichever name the installed transformers uses.
+    """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
@@ -62,6 +66,8 @@ class AnyMAL(GenerationMixin, nn.Module):
     def __init__(self, config: AnyMALConfig, llm: nn.Module | None = None, tokenizer: Any = None) -> None:
         super().__init__()
         self.config = config
+        if llm is not None:
+            keep_quantized_layout(llm)  # a user-loaded 4-bit LLM stays as quantised, as load_llm's does
         self.llm = freeze(llm) if llm is not None else load_llm(config.llm)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.llm)
         self.plugins: dict[str, ModalityPlugin] = {}
@@ -243,7 +249,7 @@ class AnyMAL(GenerationMixin, nn.Module):
             loss=out.loss,
             logits=out.logits,
             labels=aligned_labels,
-            past_key_values=out.get("past_key_values"),
+            past_key_values=_llm_cache(out),
             hidden_states=out.get("hidden_states"),
             attentions=out.get("attentions"),
         )
@@ -261,6 +267,11 @@ class AnyMAL(GenerationMixin, nn.Module):
         from anymal.checkpoint import load_pretrained
 
         return load_pretrained(path, model_class=cls, **kwargs)
+
+
+def _llm_cache(out: Mapping[str, Any]) -> Any:
+    """The KV cache of an HF causal-LM output: ``cache`` from transformers 5.24 on, ``past_key_values`` before."""
+    return out["cache"] if "cache" in out else out.get("past_key_values")
 
 
 def _unpad_rows(ids: Any, attention_mask: torch.Tensor | None) -> list[list[int]]:

@@ -65,3 +65,66 @@ def test_tokenizer_own_template_wins_and_config_override_wins_over_it(llama2_tok
     tok.save_pretrained(tmp_path)
     again = load_tokenizer(LLMConfig(name_or_path="x", tokenizer=str(tmp_path)))
     assert again.chat_template == "{{ 'OWN' }}"
+
+
+def _copy_without_tokenizer(src, dst):
+    import shutil
+
+    dst.mkdir()
+    for name in ("config.json", "generation_config.json", "model.safetensors"):
+        shutil.copy(src / name, dst / name)
+    return dst
+
+
+def test_an_llm_folder_without_tokenizer_files_means_no_tokenizer(stories260k_path, tmp_path):
+    folder = _copy_without_tokenizer(stories260k_path, tmp_path / "llm")
+    assert load_tokenizer(LLMConfig(name_or_path=str(folder))) is None
+
+
+def test_a_corrupt_tokenizer_is_a_config_error_naming_the_folder_and_the_cause(stories260k_path, tmp_path):
+    import shutil
+
+    folder = _copy_without_tokenizer(stories260k_path, tmp_path / "llm")
+    shutil.copy(stories260k_path / "tokenizer_config.json", folder)
+    (folder / "tokenizer.model").write_bytes(b"this is not a sentencepiece model")
+    with pytest.raises(ConfigError, match=r"llm\.name_or_path=.*llm.*do not load") as info:
+        load_tokenizer(LLMConfig(name_or_path=str(folder)))
+    assert info.value.__cause__ is not None  # the tokenizer library's own error is kept for the traceback
+
+
+def test_a_tokenizer_that_needs_a_missing_package_is_a_config_error_not_none(stories260k_path, monkeypatch):
+    # what a plain install without protobuf did: transformers fell back to tiktoken and raised ValueError, which
+    # used to read as "no tokenizer" and made training skip every row
+    from transformers import AutoTokenizer
+
+    def fail(*args, **kwargs):
+        raise ValueError("tiktoken is required to read a `tokenizer.model` file")
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", fail)
+    with pytest.raises(ConfigError, match=r"stories260K.*tiktoken is required.*sentencepiece"):
+        load_tokenizer(LLMConfig(name_or_path=str(stories260k_path)))
+
+
+def test_the_llama_tokenizer_dependencies_are_declared():
+    # sentencepiece and protobuf convert a tokenizer.model-only LLaMA tokenizer; without them it cannot load
+    from importlib.metadata import requires
+
+    declared = " ".join(requires("anymal") or [])
+    assert "transformers[sentencepiece]" in declared.replace(" ", "")
+    import google.protobuf  # noqa: F401
+    import sentencepiece  # noqa: F401
+
+
+def test_inference_leaves_the_frozen_4bit_weights_bit_identical(stories260k_path):
+    # bitsandbytes repacks 4-bit weights in place for its AVX512-BF16 CPU kernel (absmax rounded to bfloat16; a
+    # crash for widths not divisible by 32): anymal keeps the checkpoint's layout on every CPU
+    from anymal.demo.frozen import llm_hash
+
+    llm = load_llm(LLMConfig(name_or_path=str(stories260k_path), quantization=QuantizationConfig(mode="4bit")))
+    layers = [m for m in llm.modules() if type(m).__name__ == "Linear4bit"]
+    assert layers and not any(getattr(m, "support_avx512bf16_for_cpu", False) for m in layers)
+    before = llm_hash(llm)
+    with torch.no_grad():
+        llm(torch.tensor([[1, 400, 500]]))
+    llm.generate(torch.tensor([[1]]), max_new_tokens=4, do_sample=False)
+    assert llm_hash(llm) == before

@@ -55,6 +55,8 @@ class TrainConfig:
     eval_data: list[DataSpec] = field(default_factory=list)
     chat: bool = False
     on_error: str = "skip"
+    # with on_error=skip: this many rows skipped in a row stop the run with the skip reasons (0: no limit)
+    max_consecutive_skips: int = 100
     output_dir: str = "runs/anymal"
     max_steps: int = 100
     batch_size: int = 4
@@ -84,6 +86,8 @@ class TrainConfig:
             raise ConfigError(f"on_error={self.on_error!r}: expected 'skip' or 'raise'")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ConfigError(f"mixed_precision={self.mixed_precision!r}: expected no, bf16 or fp16")
+        if self.max_consecutive_skips < 0:
+            raise ConfigError(f"max_consecutive_skips={self.max_consecutive_skips}: expected 0 (no limit) or more")
         for name in ("max_steps", "batch_size", "grad_accum", "keep_last"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: expected a positive integer")

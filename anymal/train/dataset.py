@@ -20,6 +20,7 @@ from anymal.registry import get_plugin
 from anymal.routing import route_example
 from anymal.train.config import DataSpec
 from anymal.train.feature_cache import concat_features
+from anymal.train.skips import SKIP_KEY, is_skip, skip_marker
 
 
 class EpochExamples:
@@ -81,7 +82,8 @@ def read_examples(specs: Sequence[DataSpec], modalities, on_error: str, seed: in
 
 
 class TrainingDataset(torch.utils.data.Dataset):
-    """Tokenised, preprocessed examples for one model; a bad item becomes ``None`` (skipped) or raises."""
+    """Tokenised, preprocessed examples for one model; a bad item becomes a skip marker (see
+    :mod:`anymal.train.skips`) that names its location and error, or raises with ``on_error="raise"``."""
 
     def __init__(
         self, examples: list[Example], model, chat: bool, on_error: str = "skip", cache=None, seed: int = 0
@@ -99,7 +101,7 @@ class TrainingDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.examples)
 
-    def __getitem__(self, index: int) -> dict[str, Any] | None:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         example = self.examples[index]
         try:
             unknown = set(example.media) - set(self.plugins)
@@ -120,7 +122,7 @@ class TrainingDataset(torch.utils.data.Dataset):
             if self.on_error == "raise":
                 raise DataError(f"{example.location}: {exc}") from exc
             self.skipped[type(exc).__name__] += 1
-            return None
+            return skip_marker(exc, example.location)
         return {"input_ids": ids, "labels": labels, "media": media}
 
     def _cached(self, example: Example) -> dict[str, list]:
@@ -144,13 +146,16 @@ class Collator:
         self.plugins = model.plugins
 
     def __call__(self, items: list[dict[str, Any] | None]) -> dict[str, Any]:
-        items = [item for item in items if item is not None]
+        # per row in loader order: None when usable, else its skip marker (the training loop's SkipGuard reads it)
+        rows = [(item or {SKIP_KEY: "unknown"}) if is_skip(item) else None for item in items]
+        items = [item for item in items if not is_skip(item)]
         batch: dict[str, Any] = {
             "input_ids": [item["input_ids"] for item in items],
             "labels": [item["labels"] for item in items],
             "modality_inputs": {},
             "modality_features": {},
             "n_items": len(items),
+            "rows": rows,
         }
         for name, plugin in self.plugins.items():
             media = [x for item in items for x in item.get("media", {}).get(name, [])]

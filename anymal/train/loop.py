@@ -29,6 +29,7 @@ from anymal.train.feature_cache import FeatureCache
 from anymal.train.metrics import MetricsWriter
 from anymal.train.sampler import ShardedBatchSampler
 from anymal.train.sharded import full_trainable_state
+from anymal.train.skips import SkipGuard
 
 
 @dataclass
@@ -256,12 +257,15 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     result = TrainResult(output_dir=output_dir, final_checkpoint=output_dir / "final", steps=step)
     bar = tqdm(total=config.max_steps, initial=step, desc=f"{config.stage}", disable=not main, dynamic_ncols=True)
     window: list[dict[str, Any]] = []  # the micro-batches of one optimiser step
+    guard = SkipGuard(config.max_consecutive_skips)
     while step < config.max_steps:
         dataset.examples = source(epoch)  # instructions and mixture draws are re-sampled per epoch
         dataset.epoch = epoch
         loader = _loader(dataset, config, collator, accelerator, epoch, skip=skip)
-        skip = 0
+        whole_epoch, skip = skip == 0, 0
+        guard.start_epoch()
         for batch in loader:
+            guard.observe(batch)
             if batch["n_items"] == 0:
                 continue
             window.append(batch)
@@ -298,6 +302,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
                 save_training_state(output_dir, step, model, optimizer, scheduler, config.keep_last, main)
             if step >= config.max_steps:
                 break
+        if whole_epoch and step < config.max_steps:
+            guard.end_epoch(epoch, source.paths)
         epoch += 1
     bar.close()
     if eval_dataset is not None and (not result.eval_losses or result.eval_losses[-1][0] != step):
@@ -305,9 +311,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         result.eval_losses.append((step, eval_loss))
         metrics.write(step, eval_loss=eval_loss)
     result.steps = step
-    result.skipped = (
-        {"rows": report.total_skipped, **dict(dataset.skipped)} if report.total_skipped else dict(dataset.skipped)
-    )
+    items_skipped = dict(guard.reasons)  # counted from the batches, so right with loader worker processes too
+    result.skipped = {"rows": report.total_skipped, **items_skipped} if report.total_skipped else items_skipped
     final_state = full_trainable_state(model)  # a collective under FSDP: every rank takes part
     if main:
         model.save_pretrained(result.final_checkpoint, state_dict=final_state, fingerprints=fingerprints)
