@@ -1,33 +1,49 @@
-# make test: run the tests; make demo: run the main job. Both create .venv and install the project on first use,
-# and skip the install when nothing it depends on changed.
+# make test: run the tests; make demo: run the main job. Both create .venv and install the project on first use
+# from the committed lock (requirements/lock.txt: every transitive package at the version we tested), and skip the
+# install when neither the lock nor the project's metadata changed.
+# make lock: re-resolve the lock from pyproject.toml's ranges (then run make test before committing it).
+# make test-latest: the same tests in .venv-latest, with the newest release of every dependency.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements/lock.txt
+LATEST := .venv-latest
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-# torch + torchvision pinned to the builds this machine kind ships on disk (open_clip needs torchvision).
-ARCH := $(shell uname -m)
-ifeq ($(ARCH),aarch64)
-TORCH_PINS := torch==2.9.1 torchvision==0.24.1
-else
-TORCH_PINS := torch==2.14.1 torchvision==0.29.1
-endif
-
-.PHONY: test demo demo-quick lint bench install clean
+.PHONY: test test-latest demo demo-quick lint bench install lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml examples/third_party_plugin/pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml examples/third_party_plugin/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# uv resolves for Linux x86_64 and aarch64 and CPython 3.11+ at once (markers in the file); pip installs from it.
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --constraint requirements/torch-pins.txt --universal \
+		--python-version 3.11 --no-header --quiet --output-file $(LOCK).new
+	( echo "# The tested versions of every package anymal and its dev tools need (make install reads this)."; \
+	  echo "# Made by make lock (uv pip compile pyproject.toml --extra dev -c requirements/torch-pins.txt --universal"; \
+	  echo "# --python-version 3.11) on $$(date -u +%Y-%m-%d). Library users install from pyproject.toml's ranges."; \
+	  cat $(LOCK).new ) > $(LOCK) && rm $(LOCK).new
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# uv, not pip: it reads no pip.conf, so no machine-wide cap keeps torch at an older release.
+test-latest: $(STAMP)
+	$(PY) -m pip install -q uv
+	test -x $(LATEST)/bin/python || $(VENV)/bin/uv venv -q --python $(PYTHON) $(LATEST)
+	$(VENV)/bin/uv pip install -q --python $(LATEST)/bin/python --upgrade --reinstall-package anymal -e ".[dev]"
+	$(VENV)/bin/uv pip list -q --python $(LATEST)/bin/python | grep -iE "^(torch|transformers|bitsandbytes|peft|accelerate|open.clip.torch|tokenizers) "
+	$(LATEST)/bin/python -m pytest -q
 
 demo: $(STAMP)
 	$(PY) -m anymal demo
@@ -43,4 +59,4 @@ bench: $(STAMP)
 	for script in bench/bench_*.py; do $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(LATEST) build *.egg-info

@@ -151,6 +151,8 @@ class DemoRun:
     def stage_config(self, name: str) -> tuple[Path, list[str]]:
         path = resolve_stage_config(name, self.out, self.config_dir)
         overrides = list(self.settings.overrides.get(name, []))
+        if name in STAGES:  # the IMU encoder's own seed is part of the model definition, like the other towers'
+            overrides.insert(0, f"seed={self.settings.seed}")
         print(f"$ {command_line(path, overrides)}", flush=True)
         return path, overrides
 
@@ -384,5 +386,22 @@ def run_demo(
         "instructions about them.",
         flush=True,
     )
-    with quiet_libraries():
+    with quiet_libraries(), _progress_bars(progress):
         return DemoRun(out, settings, quick, progress, config_dir).run()
+
+
+@contextlib.contextmanager
+def _progress_bars(enabled: bool) -> Iterator[None]:
+    """``--no-progress`` also silences the bars of the training stages it runs (tqdm reads ``TQDM_DISABLE``)."""
+    if enabled:
+        yield
+        return
+    before = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = before

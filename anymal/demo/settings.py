@@ -55,6 +55,9 @@ class DemoSettings:
             applied on top of the YAML file, exactly like extra arguments to ``python -m anymal.train``.
         evaluation: held-out evaluation settings.
         threads: torch CPU threads; 0 picks them from the free cores at start-up.
+        seed: the whole run's seed. ``demo.yaml`` passes it to the world, the stand-in LM and the vision tower
+            (``${seed}``), and every training stage gets ``seed=<seed>``: another seed is another world and
+            another training run, which is how the README's spread over seeds is measured.
     """
 
     world: WorldConfig = field(default_factory=WorldConfig)
@@ -63,6 +66,7 @@ class DemoSettings:
     overrides: dict[str, list[str]] = field(default_factory=dict)
     evaluation: EvaluationSettings = field(default_factory=EvaluationSettings)
     threads: int = 0
+    seed: int = 0
 
     def __post_init__(self) -> None:
         unknown = set(self.overrides) - {*STAGES, ENCODER_PRETRAINING}

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from anymal.errors import ConfigError
+from anymal.hf_compat import enable_activation_checkpointing, peft_internal_deprecations_silenced
 from anymal.plan.config import LLMArchConfig, ModalityLoad, PlanConfig, plan_config_from_dict
 
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "131072", "MALLOC_ARENA_MAX": "2"}
@@ -154,12 +155,13 @@ def build_training_setup(cfg: PlanConfig, seed: int, workdir: str | os.PathLike)
     if cfg.lora_rank:
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-        if cfg.quantization != "none" and cfg.kbit_prepare:
-            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         lora = LoraConfig(r=cfg.lora_rank, target_modules=list(cfg.lora_targets), lora_dropout=cfg.lora_dropout)
-        model = get_peft_model(model, lora)
+        with peft_internal_deprecations_silenced():
+            if cfg.quantization != "none" and cfg.kbit_prepare:
+                model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+            model = get_peft_model(model, lora)
     if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_activation_checkpointing(model)
     model.train()
     tdtype = getattr(torch, cfg.trainable_dtype)
     projectors = torch.nn.ModuleDict(

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from anymal.checkpoint import base_fingerprints
 from anymal.errors import ConfigError
+from anymal.hf_compat import enable_activation_checkpointing
 from anymal.processing import IGNORE_INDEX
 from anymal.train.checkpointing import latest_checkpoint, load_training_state, save_training_state
 from anymal.train.config import TrainConfig, save_resolved
@@ -83,7 +84,7 @@ def set_trainable(model, config: TrainConfig) -> list[dict[str, Any]]:
         lora = [p for n, p in model.llm.named_parameters() if p.requires_grad]
         groups.append({"params": lora, "lr": config.module_lr.get("lora", config.lora.lr or config.lr), "name": "lora"})
     if config.gradient_checkpointing:
-        model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_activation_checkpointing(model.llm)
     return [g for g in groups if g["params"]]
 
 
