@@ -41,7 +41,7 @@ test: $(STAMP)
 test-latest: $(STAMP)
 	$(PY) -m pip install -q uv
 	test -x $(LATEST)/bin/python || $(VENV)/bin/uv venv -q --python $(PYTHON) $(LATEST)
-	$(VENV)/bin/uv pip install -q --python $(LATEST)/bin/python --upgrade --reinstall-package anymal -e ".[dev]"
+	$(VENV)/bin/uv pip install -q --python $(LATEST)/bin/python --upgrade --reinstall-package anymal pip setuptools wheel -e ".[dev]"
 	$(VENV)/bin/uv pip list -q --python $(LATEST)/bin/python | grep -iE "^(torch|transformers|bitsandbytes|peft|accelerate|open.clip.torch|tokenizers) "
 	$(LATEST)/bin/python -m pytest -q
 
