@@ -3,16 +3,18 @@
 # install when neither the lock nor the project's metadata changed.
 # make lock: re-resolve the lock from pyproject.toml's ranges (then run make test before committing it).
 # make test-latest: the same tests in .venv-latest, with the newest release of every dependency.
+# make test-lowest: the same tests in .venv-lowest, with the oldest release pyproject.toml allows of each direct one.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LOCK := requirements/lock.txt
 LATEST := .venv-latest
+LOWEST := .venv-lowest
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test test-latest demo demo-quick lint bench install lock clean
+.PHONY: test test-latest test-lowest demo demo-quick lint bench install lock clean
 
 install: $(STAMP)
 
@@ -45,6 +47,16 @@ test-latest: $(STAMP)
 	$(VENV)/bin/uv pip list -q --python $(LATEST)/bin/python | grep -iE "^(torch|transformers|bitsandbytes|peft|accelerate|open.clip.torch|tokenizers) "
 	$(LATEST)/bin/python -m pytest -q
 
+# pip, setuptools and wheel first and at their newest: lowest-direct would pick setuptools 0.7 for them too.
+test-lowest: $(STAMP)
+	$(PY) -m pip install -q uv
+	test -x $(LOWEST)/bin/python || $(VENV)/bin/uv venv -q --python $(PYTHON) $(LOWEST)
+	$(VENV)/bin/uv pip install -q --python $(LOWEST)/bin/python --upgrade pip setuptools wheel
+	$(VENV)/bin/uv pip install -q --python $(LOWEST)/bin/python --resolution lowest-direct --reinstall-package anymal \
+		-e ".[dev]"
+	$(VENV)/bin/uv pip list -q --python $(LOWEST)/bin/python | grep -iE "^(torch|transformers|bitsandbytes|peft|accelerate|open.clip.torch|tokenizers|numpy) "
+	$(LOWEST)/bin/python -m pytest -q
+
 demo: $(STAMP)
 	$(PY) -m anymal demo
 
@@ -59,4 +71,4 @@ bench: $(STAMP)
 	for script in bench/bench_*.py; do $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(LATEST) build *.egg-info
+	rm -rf $(VENV) $(LATEST) $(LOWEST) build *.egg-info
