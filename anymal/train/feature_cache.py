@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from anymal.config import config_to_dict
 from anymal.errors import AnyMALError
 from anymal.fingerprint import fingerprint_module
+from anymal.progress import bars_disabled_by_env
 
 
 def _flatten(features: Any) -> dict[str, torch.Tensor]:
@@ -115,7 +116,7 @@ class FeatureCache:
                         continue
         stats = {"encoded": 0, "failed": 0}
         total = sum(len(refs) for refs in todo.values())
-        bar = tqdm(total=total, desc="feature cache", disable=not show_progress or total == 0)
+        bar = tqdm(total=total, desc="feature cache", disable=not show_progress or total == 0 or bars_disabled_by_env())
         for modality, refs in todo.items():
             plugin = self.model.plugins[modality]
             pending = list(refs.values())

@@ -23,6 +23,7 @@ from anymal.checkpoint import base_fingerprints
 from anymal.errors import ConfigError
 from anymal.hf_compat import enable_activation_checkpointing
 from anymal.processing import IGNORE_INDEX
+from anymal.progress import bars_disabled_by_env
 from anymal.train.checkpointing import latest_checkpoint, load_training_state, save_training_state
 from anymal.train.config import TrainConfig, save_resolved
 from anymal.train.dataset import Collator, EpochExamples, TrainingDataset, read_examples
@@ -256,7 +257,13 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
 
     metrics = MetricsWriter(output_dir, enabled=main)
     result = TrainResult(output_dir=output_dir, final_checkpoint=output_dir / "final", steps=step)
-    bar = tqdm(total=config.max_steps, initial=step, desc=f"{config.stage}", disable=not main, dynamic_ncols=True)
+    bar = tqdm(
+        total=config.max_steps,
+        initial=step,
+        desc=f"{config.stage}",
+        disable=not main or bars_disabled_by_env(),
+        dynamic_ncols=True,
+    )
     window: list[dict[str, Any]] = []  # the micro-batches of one optimiser step
     guard = SkipGuard(config.max_consecutive_skips)
     while step < config.max_steps:

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from anymal.progress import bars_disabled_by_env
+
 INIT_LOGIT_SCALE = math.log(1 / 0.07)  # CLIP's initial temperature 0.07
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP's cap on 1 / temperature
 
@@ -164,7 +166,7 @@ def train_contrastive(
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(Path(metrics_path).open("a")) if metrics_path else None
         stack.callback(encoder.eval)
-        for step in tqdm(range(steps), desc="imu-text contrastive", disable=not progress):
+        for step in tqdm(range(steps), desc="imu-text contrastive", disable=not progress or bars_disabled_by_env()):
             if len(order) < batch_size:
                 order = torch.randperm(len(windows), generator=generator).tolist()
             index, order = torch.tensor(order[:batch_size], device=device), order[batch_size:]
