@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,9 +71,7 @@ def quiet_libraries() -> Iterator[None]:
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            yield
+        yield
     finally:
         root.removeFilter(drop)
         if bars:

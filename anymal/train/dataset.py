@@ -7,7 +7,6 @@ counted (``on_error="skip"``) or stop the run naming file and line (``"raise"``)
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -96,7 +95,6 @@ class TrainingDataset(torch.utils.data.Dataset):
         self.plugins = model.plugins
         self.chat = chat
         self.on_error = on_error
-        self.skipped: Counter = Counter()
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -121,7 +119,6 @@ class TrainingDataset(torch.utils.data.Dataset):
         except AnyMALError as exc:
             if self.on_error == "raise":
                 raise DataError(f"{example.location}: {exc}") from exc
-            self.skipped[type(exc).__name__] += 1
             return skip_marker(exc, example.location)
         return {"input_ids": ids, "labels": labels, "media": media}
 
