@@ -1,5 +1,5 @@
 # make test: run the tests; make demo: run the main job. Both create .venv and install the project on first use
-# from the committed lock (requirements/lock.txt: every transitive package at the version we tested), and skip the
+# from the committed lock (requirements.lock: every transitive package at the version we tested), and skip the
 # install when neither the lock nor the project's metadata changed.
 # make lock: re-resolve the lock from pyproject.toml's ranges (then run make test before committing it).
 # make test-latest: the same tests in .venv-latest, with the newest release of every dependency.
@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-LOCK := requirements/lock.txt
+LOCK := requirements.lock
 LATEST := .venv-latest
 LOWEST := .venv-lowest
 export HF_HUB_OFFLINE := 1
