@@ -11,7 +11,6 @@ Usage: python bench/check_4bit_cpu_layout.py [LLM_FOLDER]   (default: ../shared/
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import sys
@@ -22,16 +21,9 @@ import torch
 DEFAULT_LLM = Path(__file__).resolve().parents[1].parent / "shared" / "assets" / "models" / "stories260K_hf"
 
 
-def state_hash(model: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        flat = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{name}:{tuple(flat.shape)}:{flat.dtype}".encode())
-        digest.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
-    return digest.hexdigest()[:16]
-
-
 def exercise(model: torch.nn.Module) -> dict:
+    from anymal.demo.frozen import llm_hash as state_hash  # the demo's frozen-LM hash of the state dict
+
     before = state_hash(model)
     try:
         with torch.no_grad():
