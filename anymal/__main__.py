@@ -1,7 +1,9 @@
 """``python -m anymal <command>``: the project's command line (``anymal`` once installed).
 
 Commands:
-    demo    the whole pipeline learning on CPU in minutes (``python -m anymal demo [--quick] [--out DIR]``).
+    demo    the whole pipeline learning on CPU in minutes (``python -m anymal demo [--quick] [--out DIR]``). The
+            demo is an application in its own package, ``anymal_demo``, installed with anymal; this module
+            forwards the command's arguments to it and imports it only when the command runs.
 
 Training and evaluation have their own modules: ``python -m anymal.train``, ``python -m anymal.plan``.
 """
@@ -14,43 +16,46 @@ import sys
 from anymal.errors import AnyMALError
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from anymal.demo import load_settings, run_demo
-
-    settings = load_settings(args.quick, overrides=args.overrides)
-    results = run_demo(args.out, quick=args.quick, settings=settings, progress=not args.no_progress)
-    return 0 if results.get("frozen_llm_unchanged", False) else 1
+def _demo(args: argparse.Namespace, rest: list[str]) -> int:
+    try:
+        from anymal_demo.cli import run
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "anymal_demo":
+            raise  # the demo is there but one of its dependencies is not: that traceback says which
+        raise AnyMALError(
+            "the demo is not installed: `python -m anymal demo` runs the anymal_demo package, which ships with "
+            "anymal's own distribution (pip install anymal, or pip install -e . in a checkout)"
+        ) from None
+    return run(rest)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser; each command is a subparser with its handler in ``func``."""
+    """The top-level parser; each command is a subparser with its handler in ``func``.
+
+    A handler takes the parsed namespace and the arguments the top level did not parse, which a command that
+    brings its own parser (``demo``) parses itself.
+    """
     parser = argparse.ArgumentParser(prog="python -m anymal", description="anymal command line")
     commands = parser.add_subparsers(dest="command", title="commands")
     commands.required = True
 
     demo = commands.add_parser(
         "demo",
-        help="train the whole pipeline on a synthetic world and show it learning (CPU, minutes)",
-        description="Generate a synthetic multi-modal world, train a stand-in LLM on its text, align and "
-        "instruction-tune the projectors through anymal.train, and report held-out accuracy (see docs/demo.md).",
+        add_help=False,  # --help goes to the demo's own parser, like every other argument
+        help="train the whole pipeline on a synthetic world and show it learning (CPU, minutes); "
+        "python -m anymal demo --help lists its options",
     )
-    demo.add_argument("--quick", action="store_true", help="a smaller run (about a minute) used by the tests")
-    demo.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
-    demo.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
-    demo.add_argument(
-        "overrides",
-        nargs="*",
-        help="key=value overrides of configs/demo/demo.yaml, e.g. "
-        "language_model.steps=300 'overrides.align_image=[max_steps=500]'",
-    )
-    demo.set_defaults(func=_demo)
+    demo.set_defaults(func=_demo, forwards=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "forwards", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
-        return args.func(args)
+        return args.func(args, rest)
     except AnyMALError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from anymal.demo.language import LanguageModelConfig, pretrain_language_model
+from anymal_demo.language import LanguageModelConfig, pretrain_language_model
 
 
 def _child(config: dict[str, Any], output: str, steps_done, threads, results) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from anymal.demo.world.vocabulary import SPECS, caption_instructions, read_attributes
+from anymal_demo.world.vocabulary import SPECS, caption_instructions, read_attributes
 
 
 @dataclass

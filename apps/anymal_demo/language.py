@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from anymal.demo.world.vocabulary import MIXED, SPECS, ModalitySpec, answer, caption_instructions
 from anymal.errors import ConfigError
 from anymal.processing import IGNORE_INDEX, PromptEncoder, Turn, sentinel_index
+from anymal_demo.world.vocabulary import MIXED, SPECS, ModalitySpec, answer, caption_instructions
 
 
 @dataclass

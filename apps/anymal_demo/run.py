@@ -27,22 +27,22 @@ from typing import Any
 import torch
 
 from anymal.config import config_to_dict
-from anymal.demo import report
-from anymal.demo.background import BackgroundLanguageModel
-from anymal.demo.evaluate import caption_items, evaluate, question_items
-from anymal.demo.frozen import capture_models, folder_hash, llm_hash
-from anymal.demo.language import pretrain_language_model
-from anymal.demo.settings import ENCODER_PRETRAINING, STAGES, DemoSettings, load_settings
-from anymal.demo.stages import (
+from anymal_demo import report
+from anymal_demo.background import BackgroundLanguageModel
+from anymal_demo.evaluate import caption_items, evaluate, question_items
+from anymal_demo.frozen import capture_models, folder_hash, llm_hash
+from anymal_demo.language import pretrain_language_model
+from anymal_demo.settings import ENCODER_PRETRAINING, STAGES, DemoSettings, load_settings
+from anymal_demo.stages import (
     CONFIG_DIR,
     command_line,
     resolve_stage_config,
     run_pretraining_stage,
     run_training_stage,
 )
-from anymal.demo.vision import pretrain_vision_tower
-from anymal.demo.world.vocabulary import SPECS
-from anymal.demo.world.writer import write_world
+from anymal_demo.vision import pretrain_vision_tower
+from anymal_demo.world.vocabulary import SPECS
+from anymal_demo.world.writer import write_world
 
 
 class _DropMessages(logging.Filter):

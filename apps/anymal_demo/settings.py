@@ -1,4 +1,4 @@
-"""The demo's own settings (world size, stand-in LM, per-stage overrides, evaluation), from ``configs/demo/demo.yaml``.
+"""The demo's own settings (world size, stand-in LM, per-stage overrides, evaluation), from ``configs/demo.yaml``.
 
 The file holds the full run's settings and, under ``quick:``, what ``--quick`` changes; OmegaConf merges the two and
 the typed dataclasses below validate the result, as everywhere else in anymal.
@@ -12,11 +12,11 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from anymal.config import config_from_dict
-from anymal.demo.language import LanguageModelConfig
-from anymal.demo.stages import CONFIG_DIR, read_yaml
-from anymal.demo.vision import VisionPretrainingConfig
-from anymal.demo.world.writer import WorldConfig
 from anymal.errors import ConfigError
+from anymal_demo.language import LanguageModelConfig
+from anymal_demo.stages import CONFIG_DIR, read_yaml
+from anymal_demo.vision import VisionPretrainingConfig
+from anymal_demo.world.writer import WorldConfig
 
 STAGES = ("align_image", "align_audio", "align_imu", "align_video", "instruct")
 ENCODER_PRETRAINING = "imu_encoder"

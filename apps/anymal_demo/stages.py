@@ -1,4 +1,4 @@
-"""Running the demo's training stages through ``anymal.train``, from the YAML files in ``configs/demo``.
+"""Running the demo's training stages through ``anymal.train``, from the YAML files in ``anymal_demo/configs``.
 
 Each stage file is an ordinary ``python -m anymal.train`` config whose paths start with ``runs/demo``. For a run
 in another folder the paths are rewritten and the resolved file is written into the run's ``configs/`` folder, so
@@ -17,8 +17,8 @@ import yaml
 from anymal.config import read_yaml_mapping
 
 DEFAULT_DIR = "runs/demo"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = REPO_ROOT / "configs" / "demo"
+# package data, installed with the package: the demo needs no repository checkout
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def localise(value: Any, out_dir: str | os.PathLike) -> Any:
@@ -34,11 +34,11 @@ def localise(value: Any, out_dir: str | os.PathLike) -> Any:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML mapping from ``path``, with a readable error if it is missing or malformed."""
-    return read_yaml_mapping(path, "the demo config; is configs/demo present?")
+    return read_yaml_mapping(path, "the demo config")
 
 
 def resolve_stage_config(name: str, out_dir: Path, config_dir: Path = CONFIG_DIR) -> Path:
-    """Writes ``configs/demo/<name>.yaml`` with its paths moved to ``out_dir`` into ``out_dir/configs``."""
+    """Writes ``<config_dir>/<name>.yaml`` with its paths moved to ``out_dir`` into ``out_dir/configs``."""
     source = config_dir / f"{name}.yaml"
     data = localise(read_yaml(source), out_dir)
     target = out_dir / "configs" / f"{name}.yaml"

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from anymal.demo.world.vocabulary import IMAGE
 from anymal.errors import ConfigError
+from anymal_demo.world.vocabulary import IMAGE
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from anymal.demo.world.images import jittered_colour
+from anymal_demo.world.images import jittered_colour
 
 FPS = 8
 NUM_FRAMES = 8

@@ -27,11 +27,11 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from anymal.demo.world.images import make_image
-from anymal.demo.world.motion import make_motion
-from anymal.demo.world.sounds import make_sound
-from anymal.demo.world.videos import make_frames, write_mp4
-from anymal.demo.world.vocabulary import MIXED, SPECS, answer, caption_instructions
+from anymal_demo.world.images import make_image
+from anymal_demo.world.motion import make_motion
+from anymal_demo.world.sounds import make_sound
+from anymal_demo.world.videos import make_frames, write_mp4
+from anymal_demo.world.vocabulary import MIXED, SPECS, answer, caption_instructions
 
 SUFFIX = {"image": ".png", "audio": ".wav", "imu": ".npy", "video": ".mp4"}
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from anymal.demo.world.vocabulary import SPECS
+from anymal_demo.world.vocabulary import SPECS
 
 MODALITY_TASKS = [f"{name} caption" for name in SPECS] + [f"{name} answers" for name in SPECS] + ["image+imu answers"]
 
@@ -49,7 +49,7 @@ def _reload_and_generate(out):
 
 
 def test_quick_demo_learns_far_above_chance(tmp_path):
-    from anymal.demo import run_demo
+    from anymal_demo import run_demo
 
     results = run_demo(tmp_path, quick=True, progress=False)
     assert json.loads((tmp_path / "results.json").read_text())["quick"] is True

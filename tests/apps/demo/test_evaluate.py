@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from anymal.demo.evaluate import EvalItem, chance, generate_texts, score, summarise
+from anymal_demo.evaluate import EvalItem, chance, generate_texts, score, summarise
 
 
 def _item(task="image caption", text_truth=None, asks=None, media=None, prompt="<image>\nDescribe this image."):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from anymal.demo.frozen import capture_models, folder_hash, llm_hash
+from anymal_demo.frozen import capture_models, folder_hash, llm_hash
 
 
 def test_llm_hash_ignores_lora_and_sees_base_weight_changes():

@@ -7,7 +7,8 @@ import random
 import pytest
 import torch
 
-from anymal.demo.language import (
+from anymal.processing import IGNORE_INDEX, PromptEncoder, Turn, sentinel_id
+from anymal_demo.language import (
     Document,
     DocumentSampler,
     LanguageModelConfig,
@@ -16,8 +17,7 @@ from anymal.demo.language import (
     scene_words,
     train_tokenizer,
 )
-from anymal.demo.world.vocabulary import SPECS
-from anymal.processing import IGNORE_INDEX, PromptEncoder, Turn, sentinel_id
+from anymal_demo.world.vocabulary import SPECS
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_pretraining_learns_and_saves_a_folder_that_loads_4bit(tmp_path):
 
 
 def test_background_training_returns_the_childs_statistics(tmp_path):
-    from anymal.demo.background import BackgroundLanguageModel
+    from anymal_demo.background import BackgroundLanguageModel
 
     config = LanguageModelConfig(
         hidden_size=64, layers=1, heads=2, kv_heads=1, intermediate_size=64, steps=3, batch_size=4

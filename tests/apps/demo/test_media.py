@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anymal.demo.world.images import RGB, make_image
-from anymal.demo.world.motion import make_motion
-from anymal.demo.world.sounds import PITCH_HZ, make_sound
-from anymal.demo.world.videos import make_frames, write_mp4
+from anymal_demo.world.images import RGB, make_image
+from anymal_demo.world.motion import make_motion
+from anymal_demo.world.sounds import PITCH_HZ, make_sound
+from anymal_demo.world.videos import make_frames, write_mp4
 
 
 def _shape_mask(pixels: np.ndarray, colour: str) -> np.ndarray:

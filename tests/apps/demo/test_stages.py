@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from anymal.demo.settings import ENCODER_PRETRAINING, STAGES, load_settings
-from anymal.demo.stages import CONFIG_DIR, localise, read_yaml, resolve_stage_config
 from anymal.errors import ConfigError
+from anymal_demo.settings import ENCODER_PRETRAINING, STAGES, load_settings
+from anymal_demo.stages import CONFIG_DIR, localise, read_yaml, resolve_stage_config
 
 
 def test_localise_moves_only_demo_paths(tmp_path):

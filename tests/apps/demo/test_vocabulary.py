@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from anymal.demo.world.vocabulary import MIXED, SPECS, answer, caption_instructions, read_attributes
+from anymal_demo.world.vocabulary import MIXED, SPECS, answer, caption_instructions, read_attributes
 
 
 def _all_truths(spec):

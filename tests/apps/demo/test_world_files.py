@@ -8,8 +8,8 @@ import json
 import pytest
 
 from anymal.data import read_conversations, read_pairs
-from anymal.demo.world.vocabulary import SPECS, read_attributes
-from anymal.demo.world.writer import WorldConfig, write_world
+from anymal_demo.world.vocabulary import SPECS, read_attributes
+from anymal_demo.world.writer import WorldConfig, write_world
 
 
 @pytest.fixture(scope="module")
