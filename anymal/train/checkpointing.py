@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from anymal.checkpoint import atomic_replace_dir
+from anymal.atomic import atomic_dir
 from anymal.errors import CheckpointError
 from anymal.train.sharded import (
     full_optimizer_state,
@@ -52,20 +51,13 @@ def save_training_state(
     target = root / f"step-{step:08d}"
     if not is_main:
         return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".step-{step:08d}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with atomic_dir(target) as tmp:
         save_file(weights, str(tmp / "trainable.safetensors"))
         torch.save(
             {"optimizer": optimizer_state, "scheduler": scheduler.state_dict(), "rng": rng_state()},
             tmp / "optimizer.pt",
         )
         (tmp / "state.json").write_text(json.dumps({"step": step}) + "\n")
-        atomic_replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in sorted(p for p in root.iterdir() if p.name.startswith("step-"))[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return target
