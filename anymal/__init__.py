@@ -1,8 +1,8 @@
 """anymal: turn a frozen, optionally quantised LLaMA-2-class LLM into an any-modality model (AnyMAL)."""
 
-from anymal.config import AnyMALConfig, LLMConfig, PluginConfig, QuantizationConfig
+from anymal.config import AnyMALConfig, LLMConfig, QuantizationConfig
 from anymal.errors import AnyMALError, CheckpointError, ConfigError, DataError, InputError, PluginError
-from anymal.plugin import AlignmentTask, ModalityPlugin, PretrainingTask
+from anymal.plugin import AlignmentTask, ModalityPlugin, PluginConfig, PretrainingTask
 from anymal.registry import get_plugin, list_plugins, register_plugin, unregister_plugin
 
 __version__ = "0.1.0"
@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "AnyMAL": "anymal.modeling",
     "GenerateOutput": "anymal.generation",
-    "load_pretrained": "anymal.checkpoint",
+    "load_pretrained": "anymal.modeling",
     "save_pretrained": "anymal.checkpoint",
 }
 

@@ -20,6 +20,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from anymal.errors import ConfigError, PluginError
 
+# PluginConfig is part of the plugin contract (anymal.plugin, below this module and the registry); it is
+# re-exported here, where plugin packages have always imported it from.
+from anymal.plugin import PluginConfig as PluginConfig
+from anymal.registry import get_plugin
+
 T = TypeVar("T")
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
@@ -103,18 +108,6 @@ class LLMConfig:
 
 
 @dataclass
-class PluginConfig:
-    """Base of every modality plugin's config; ``plugin_type`` is the registry name of the plugin it configures."""
-
-    plugin_type: str = ""
-    num_tokens: int = 32
-
-    def __post_init__(self) -> None:
-        if self.num_tokens < 1:
-            raise ConfigError(f"num_tokens={self.num_tokens}: expected a positive number of LLM tokens")
-
-
-@dataclass
 class AnyMALConfig:
     """A whole model: the LLM and, per modality plugin name, that plugin's config (order = default token order)."""
 
@@ -132,8 +125,6 @@ class AnyMALConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnyMALConfig:
         """Builds the config, resolving each modality's config class through the plugin registry."""
-        from anymal.registry import get_plugin
-
         if not isinstance(data, dict):
             raise ConfigError(f"AnyMALConfig: expected a mapping, got {type(data).__name__}")
         unknown = set(data) - {"llm", "modalities", "seed"}

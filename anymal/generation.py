@@ -6,14 +6,18 @@ a list of inputs, or ``None``). Rows are left-padded, so greedy batched output e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
+from anymal.config import AnyMALConfig
 from anymal.errors import InputError
-from anymal.processing import sentinel_id
+from anymal.fusion import FusedInputs
+from anymal.plugin import ModalityPlugin
+from anymal.processing import PromptEncoder, sentinel_id, unpad_rows
+from anymal.registry import entry_point_names
 from anymal.routing import add_companion_inputs
 
 
@@ -35,7 +39,7 @@ class GenerateOutput:
         return self.texts[0] if len(self.texts) == 1 else repr(self.texts)
 
 
-def _row_inputs(plugin, value: Any, n_rows: int, batched: bool, name: str) -> list[list[Any]]:
+def _row_inputs(plugin: ModalityPlugin, value: Any, n_rows: int, batched: bool, name: str) -> list[list[Any]]:
     """Normalises a modality keyword to a list (per row) of lists (per item) of raw inputs."""
     if value is None:
         return [[] for _ in range(n_rows)]
@@ -44,7 +48,7 @@ def _row_inputs(plugin, value: Any, n_rows: int, batched: bool, name: str) -> li
     if not isinstance(value, (list, tuple)) or len(value) != n_rows:
         got = len(value) if isinstance(value, (list, tuple)) else type(value).__name__
         raise InputError(f"{name}=: with {n_rows} prompts, give a list of {n_rows} entries (one per prompt), got {got}")
-    rows = []
+    rows: list[list[Any]] = []
     for entry in value:
         if entry is None:
             rows.append([])
@@ -53,49 +57,94 @@ def _row_inputs(plugin, value: Any, n_rows: int, batched: bool, name: str) -> li
     return rows
 
 
+class GenerationHost(Protocol):
+    """What :class:`GenerationMixin` needs from the model it is mixed into (:class:`anymal.AnyMAL`).
+
+    Generation sits on top of the model in the data flow, but the model carries ``generate`` as a method; naming
+    the model's side as a protocol keeps this module from importing the model.
+    """
+
+    @property
+    def config(self) -> AnyMALConfig: ...
+
+    @property
+    def llm(self) -> Any: ...  # a transformers causal LM (possibly PEFT-wrapped): has .generate and .config
+
+    @property
+    def tokenizer(self) -> Any: ...
+
+    @property
+    def plugins(self) -> Mapping[str, ModalityPlugin]: ...
+
+    @property
+    def prompt_encoder(self) -> PromptEncoder: ...
+
+    def preprocess(self, name: str, raws: Sequence[Any]) -> Any: ...
+
+    def fuse(
+        self,
+        rows: Sequence[Sequence[int]],
+        batches: Mapping[str, Any] | None = ...,
+        features: Mapping[str, Any] | None = ...,
+        labels: Sequence[Sequence[int]] | None = ...,
+        padding_side: str = ...,
+    ) -> FusedInputs: ...
+
+
+def _split_generate_kwargs(model: GenerationHost, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Modality inputs (keys naming one of the model's plugins) apart from HF generation arguments."""
+    known = set(entry_point_names())
+    modal, hf = {}, {}
+    for key, value in kwargs.items():
+        if key in model.plugins:
+            modal[key] = value
+        elif key in known:
+            raise InputError(
+                f"{key}= was given but this model has no {key!r} modality; it has: {', '.join(model.plugins) or 'none'}"
+            )
+        else:
+            hf[key] = value
+    return modal, hf
+
+
+def _rows_from_input_ids(
+    model: GenerationHost,
+    input_ids: torch.Tensor | Sequence[Sequence[int]],
+    attention_mask: torch.Tensor | None,
+    items: list[dict[str, list[Any]]],
+) -> list[list[int]]:
+    rows = unpad_rows(torch.as_tensor(input_ids) if not isinstance(input_ids, list) else input_ids, attention_mask)
+    bos = getattr(model.tokenizer, "bos_token_id", None) if model.tokenizer is not None else None
+    if bos is None:
+        bos = getattr(model.llm.config, "bos_token_id", None)
+    out = []
+    for row, row_items in zip(rows, items):
+        sentinels = [sentinel_id(k) for k, name in enumerate(model.plugins) for _ in row_items.get(name, [])]
+        present = [t for t in row if t <= -1000]
+        if present and sentinels and len(present) != len(sentinels):
+            raise InputError("input_ids carry a different number of modality sentinels than inputs given")
+        if present or not sentinels:
+            out.append(list(row))
+        else:  # no sentinels: modality tokens go first (after BOS), in the model's modality order
+            head = 1 if row and row[0] == bos else 0
+            out.append(list(row[:head]) + sentinels + list(row[head:]))
+    return out
+
+
+def _pad_token_id(model: GenerationHost) -> int | None:
+    if model.tokenizer is not None and model.tokenizer.pad_token_id is not None:
+        return model.tokenizer.pad_token_id
+    config = model.llm.generation_config
+    eos = config.eos_token_id
+    return config.pad_token_id if config.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
+
+
 class GenerationMixin:
-    """Adds ``generate`` to :class:`anymal.AnyMAL`."""
-
-    def _split_generate_kwargs(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        from anymal.registry import _entry_points
-
-        known = set(_entry_points())
-        modal, hf = {}, {}
-        for key, value in kwargs.items():
-            if key in self.plugins:
-                modal[key] = value
-            elif key in known:
-                raise InputError(
-                    f"{key}= was given but this model has no {key!r} modality; it has: "
-                    f"{', '.join(self.plugins) or 'none'}"
-                )
-            else:
-                hf[key] = value
-        return modal, hf
-
-    def _rows_from_input_ids(self, input_ids: Any, attention_mask: Any, items: list[dict[str, list]]) -> list[list]:
-        from anymal.modeling import _unpad_rows
-
-        rows = _unpad_rows(torch.as_tensor(input_ids) if not isinstance(input_ids, list) else input_ids, attention_mask)
-        bos = getattr(self.tokenizer, "bos_token_id", None) if self.tokenizer is not None else None
-        if bos is None:
-            bos = getattr(self.llm.config, "bos_token_id", None)
-        out = []
-        for row, row_items in zip(rows, items):
-            sentinels = [sentinel_id(k) for k, name in enumerate(self.plugins) for _ in row_items.get(name, [])]
-            present = [t for t in row if t <= -1000]
-            if present and sentinels and len(present) != len(sentinels):
-                raise InputError("input_ids carry a different number of modality sentinels than inputs given")
-            if present or not sentinels:
-                out.append(list(row))
-            else:  # no sentinels: modality tokens go first (after BOS), in the model's modality order
-                head = 1 if row and row[0] == bos else 0
-                out.append(list(row[:head]) + sentinels + list(row[head:]))
-        return out
+    """Adds ``generate`` to :class:`anymal.AnyMAL` (any class that is a :class:`GenerationHost`)."""
 
     @torch.no_grad()
     def generate(
-        self,
+        self: GenerationHost,
         prompt: str | Sequence[str] | None = None,
         *,
         input_ids: torch.Tensor | Sequence[Sequence[int]] | None = None,
@@ -115,36 +164,36 @@ class GenerationMixin:
             **kwargs: modality inputs by plugin name (``image=...``, ``audio=...``), then any HF generation
                 argument (``max_new_tokens``, ``do_sample``, ``temperature``, ``top_p``, ``streamer``, ...).
         """
-        modal_kwargs, hf_kwargs = self._split_generate_kwargs(kwargs)
+        modal_kwargs, hf_kwargs = _split_generate_kwargs(self, kwargs)
         if (prompt is None) == (input_ids is None):
             raise InputError("give exactly one of prompt= or input_ids=")
-        if input_ids is not None and isinstance(input_ids, torch.Tensor) and input_ids.dim() == 1:
+        if isinstance(input_ids, torch.Tensor) and input_ids.dim() == 1:
             input_ids = input_ids.unsqueeze(0)
         # with input_ids, a batch of one takes its modality inputs unwrapped, as a single prompt would
         batched = isinstance(prompt, (list, tuple)) or (input_ids is not None and len(input_ids) > 1)
+        prompts: list[Any] | None = None  # checked to be strings below
         if prompt is not None:
-            prompts = list(prompt) if batched else [prompt]
+            prompts = list(prompt) if isinstance(prompt, (list, tuple)) else [prompt]
             for i, text in enumerate(prompts):
                 if not isinstance(text, str):
                     raise InputError(f"prompt[{i}]: expected a string, got {type(text).__name__}")
             n_rows = len(prompts)
         else:
+            assert input_ids is not None  # exactly one of prompt and input_ids, checked above
             n_rows = len(input_ids)
         if n_rows == 0:
             raise InputError("prompt is an empty list: nothing to generate")
 
-        per_row: list[dict[str, list]] = [{} for _ in range(n_rows)]
+        per_row: list[dict[str, list[Any]]] = [{} for _ in range(n_rows)]
         for name, value in modal_kwargs.items():
             for r, items in enumerate(_row_inputs(self.plugins[name], value, n_rows, batched, name)):
                 per_row[r][name] = items
 
         # inputs a plugin derives for another (a video's audio track when route_audio is set)
-        routed_prompts, per_row = add_companion_inputs(self.plugins, prompts if prompt is not None else None, per_row)
-        if prompt is not None:
-            prompts = routed_prompts
+        prompts, per_row = add_companion_inputs(self.plugins, prompts, per_row)
 
         use_chat = self.config.llm.apply_chat_template if chat is None else chat
-        if prompt is not None:
+        if prompts is not None:
             rows = [
                 self.prompt_encoder.encode_prompt(
                     text,
@@ -155,15 +204,16 @@ class GenerationMixin:
                 for r, (text, row) in enumerate(zip(prompts, per_row))
             ]
         else:
-            rows = self._rows_from_input_ids(input_ids, attention_mask, per_row)
+            assert input_ids is not None
+            rows = _rows_from_input_ids(self, input_ids, attention_mask, per_row)
 
-        batches = {}
+        batches: dict[str, Any] = {}
         for name in self.plugins:
             raws = [raw for row in per_row for raw in row.get(name, [])]
             if raws:
                 batches[name] = self.preprocess(name, raws)
         fused = self.fuse(rows, batches, padding_side="left")  # also checks lengths against the LLM's context
-        hf_kwargs.setdefault("pad_token_id", self._pad_token_id())
+        hf_kwargs.setdefault("pad_token_id", _pad_token_id(self))
         if batches or hf_kwargs.get("streamer") is not None:  # a streamer would see the prompt ids on the other path
             sequences = self.llm.generate(
                 inputs_embeds=fused.inputs_embeds, attention_mask=fused.attention_mask, **hf_kwargs
@@ -172,17 +222,10 @@ class GenerationMixin:
             ids = _left_padded(rows, hf_kwargs["pad_token_id"] or 0, fused.attention_mask)
             sequences = self.llm.generate(input_ids=ids, attention_mask=fused.attention_mask, **hf_kwargs)
             sequences = sequences[:, ids.shape[1] :]  # new tokens only, as the embeds path returns them
-        texts = []
+        texts: list[str] = []
         if self.tokenizer is not None:
             texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=skip_special_tokens)
         return GenerateOutput(sequences=sequences, texts=texts)
-
-    def _pad_token_id(self) -> int | None:
-        if self.tokenizer is not None and self.tokenizer.pad_token_id is not None:
-            return self.tokenizer.pad_token_id
-        config = self.llm.generation_config
-        eos = config.eos_token_id
-        return config.pad_token_id if config.pad_token_id is not None else (eos[0] if isinstance(eos, list) else eos)
 
 
 def _left_padded(rows: list[list[int]], pad_id: int, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from anymal.config import PluginConfig
 from anymal.errors import ConfigError
 
 Batch = Any  # a tensor or a dict of tensors: whatever a plugin's collate() returns
@@ -25,6 +24,21 @@ DEFAULT_CAPTION_INSTRUCTIONS = (
     "Write a short caption for the {modality}.",
     "Give a one-sentence description of the {modality}.",
 )
+
+
+@dataclass
+class PluginConfig:
+    """Base of every modality plugin's config; ``plugin_type`` is the registry name of the plugin it configures.
+
+    Also importable from :mod:`anymal.config`, next to the other configs.
+    """
+
+    plugin_type: str = ""
+    num_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        if self.num_tokens < 1:
+            raise ConfigError(f"num_tokens={self.num_tokens}: expected a positive number of LLM tokens")
 
 
 @dataclass(frozen=True)

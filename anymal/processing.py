@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from anymal.data.records import Turn
-from anymal.errors import ConfigError, InputError
+import torch
 
-__all__ = ["IGNORE_INDEX", "PromptEncoder", "Turn", "sentinel_id", "sentinel_index"]
+from anymal.errors import ConfigError, InputError
+from anymal.records import Turn
+
+__all__ = ["IGNORE_INDEX", "PromptEncoder", "Turn", "sentinel_id", "sentinel_index", "unpad_rows"]
 
 IGNORE_INDEX = -100
 SENTINEL_BASE = -1000
@@ -28,6 +30,17 @@ def sentinel_id(index: int) -> int:
 def sentinel_index(token_id: int) -> int:
     """Inverse of :func:`sentinel_id` (``-1`` for ordinary tokens)."""
     return SENTINEL_BASE - token_id if token_id <= SENTINEL_BASE else -1
+
+
+def unpad_rows(ids: torch.Tensor | Sequence[Sequence[int]], attention_mask: torch.Tensor | None) -> list[list[int]]:
+    """Token rows as lists: a (padded) id tensor with its attention mask unpadded, or a sequence of rows copied."""
+    if isinstance(ids, torch.Tensor):
+        if ids.dim() == 1:
+            ids = ids.unsqueeze(0)
+        if attention_mask is None:
+            return ids.tolist()
+        return [row[mask.bool()].tolist() for row, mask in zip(ids, attention_mask)]
+    return [list(row) for row in ids]
 
 
 class PromptEncoder:

@@ -28,6 +28,11 @@ def _entry_points() -> dict[str, list[EntryPoint]]:
     return {name: list({ep.value: ep for ep in eps}.values()) for name, eps in found.items()}
 
 
+def entry_point_names() -> list[str]:
+    """Names installed under the ``anymal.plugins`` entry-point group, without importing any of the plugins."""
+    return sorted(_entry_points())
+
+
 def _validate(cls: object, name: str | None) -> type[ModalityPlugin]:
     if not (isinstance(cls, type) and issubclass(cls, ModalityPlugin)):
         raise PluginError(f"plugin {name!r}: {cls!r} is not a subclass of anymal.ModalityPlugin")

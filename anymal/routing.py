@@ -18,8 +18,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from anymal.data.records import Example, Turn
 from anymal.errors import InputError
+from anymal.records import Example, Turn
 
 
 def _place_after(prompt: str, source: str, target: str, flags: list[bool]) -> str:

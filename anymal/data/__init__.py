@@ -15,9 +15,9 @@ from anymal.data.readers import (
     read_m3it,
     read_pairs,
 )
-from anymal.data.records import Example, MediaRef, Turn, placeholder
 from anymal.data.report import DataReport, RowError
 from anymal.data.rows import Row, iter_rows, load_local_dataset
+from anymal.records import Example, MediaRef, Turn, placeholder
 
 __all__ = [
     "ConversationFormat",

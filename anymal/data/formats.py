@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from anymal.data.media_refs import media_ref
-from anymal.data.records import Example, MediaRef, Turn, placeholder
 from anymal.data.report import RowError
 from anymal.data.rows import Row
+from anymal.records import Example, MediaRef, Turn, placeholder
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _ROLE_NAMES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant"}

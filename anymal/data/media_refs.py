@@ -14,9 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from anymal.data.records import MediaRef
 from anymal.data.report import RowError
 from anymal.data.rows import Row
+from anymal.records import MediaRef
 
 MEDIA_ENCODINGS = ("auto", "path", "base64")
 _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://")

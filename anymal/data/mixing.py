@@ -18,9 +18,9 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from anymal.data.records import Example
 from anymal.data.report import DataReport
 from anymal.errors import DataError
+from anymal.records import Example
 
 STOPPING = ("first_exhausted", "all_exhausted", "cycle")
 

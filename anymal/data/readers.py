@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 from anymal.data.formats import ConversationFormat, LlavaFormat, M3ITFormat, MediaOptions, PairFormat
-from anymal.data.records import Example, MediaRef
 from anymal.data.report import DataReport, RowError, check_on_error
 from anymal.data.rows import Row, Source, iter_rows
 from anymal.errors import DataError
 from anymal.plugin import AlignmentTask
+from anymal.records import Example, MediaRef
 
 MediaValidator = Callable[[str, MediaRef], None]
 

@@ -29,9 +29,9 @@ from typing import Any
 
 import yaml
 
-from anymal.config import PluginConfig, config_from_dict, config_to_dict
+from anymal.config import config_from_dict, config_to_dict
 from anymal.errors import ConfigError, PluginError
-from anymal.plugin import ModalityPlugin, PretrainingTask
+from anymal.plugin import ModalityPlugin, PluginConfig, PretrainingTask
 from anymal.registry import get_plugin, list_plugins
 from anymal.train.config import read_config_dict
 

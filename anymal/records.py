@@ -5,6 +5,9 @@ yields :class:`Example` objects: alternating user/assistant :class:`Turn` s whos
 item goes with a placeholder (``<image>``, ``<audio>``, ``<imu>``, ``<video>``: ``<`` + plugin name + ``>``), and,
 per modality, the list of :class:`MediaRef` s those placeholders stand for, in order of appearance. Keeping the
 file and line on every example lets a training run point at the exact row that broke it.
+
+The records live in the core, below :mod:`anymal.data` (which re-exports them): prompt processing and input
+routing work on turns and examples too, and must not depend on the dataset readers.
 """
 
 from __future__ import annotations
