@@ -1,17 +1,27 @@
-"""``save_pretrained`` / ``from_pretrained``: HF-style folders holding only what anymal trained.
+"""The checkpoint folder layout: writing it atomically and reading it back into plain records.
 
-A checkpoint folder holds ``config.json`` (the AnyMAL config), ``model.safetensors`` (trainable weights only),
-the tokenizer with its chat template, ``fingerprints.json`` (the base LLM and encoders, referenced by id/path plus
-a fingerprint, never copied) and, when LoRA was trained, a PEFT adapter in ``adapter/``. It is written to a
-temporary sibling folder and renamed into place, so a crash never leaves a half-written checkpoint.
+A checkpoint holds only what anymal trained, one folder per plugin so that plugins aligned in separate runs
+compose into one model (AnyMAL's stage 1 -> stage 2) and can be added, swapped or dropped::
+
+    config.json                      format, format_version, llm (AnyMAL's LLM config), seed, modalities (order)
+    fingerprints.json                the base LLM: name_or_path and a fingerprint of its files (never copied)
+    plugins/<name>/config.json       the plugin's config (``plugin_type`` names the registry entry)
+    plugins/<name>/projector.safetensors
+    plugins/<name>/fingerprints.json the plugin's frozen encoder and the LLM its projector was trained against
+    adapter/                         a PEFT LoRA adapter, when one was trained
+    model.safetensors                other trainable weights, only if there are any
+    tokenizer files                  with the chat template
+
+Format version 1 (before per-plugin folders: every projector in ``model.safetensors``, encoders in the top-level
+``fingerprints.json``) is still read. This module turns folders into :class:`CheckpointContents`; building a model
+from them is :mod:`anymal.pretrained`'s job, so this layer never imports the model.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +30,54 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import anymal
-from anymal.config import AnyMALConfig, QuantizationConfig, config_from_dict
-from anymal.errors import CheckpointError, ConfigError
+from anymal.atomic import atomic_dir, recover_dir
+from anymal.errors import CheckpointError
 from anymal.fingerprint import fingerprint_folder, fingerprint_module
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FINGERPRINTS_NAME = "fingerprints.json"
+PLUGINS_DIR = "plugins"
+PROJECTOR_NAME = "projector.safetensors"
+ADAPTER_DIR = "adapter"
 FORMAT = "anymal"
+FORMAT_VERSION = 2
+_PROJECTOR_PREFIX = "projectors."
+_LLM_PREFIX = "llm."
 
 
+@dataclass
+class PluginRecord:
+    """One plugin as stored: its config, projector weights and what they were trained against."""
+
+    name: str
+    config: dict[str, Any]
+    weights: dict[str, torch.Tensor]
+    encoder_fingerprint: str | None
+    llm: dict[str, Any]
+    source: Path
+
+
+@dataclass
+class CheckpointContents:
+    """Everything a checkpoint folder holds, read and validated, not yet turned into a model."""
+
+    folder: Path
+    format_version: int
+    llm_config: dict[str, Any]
+    seed: int
+    llm: dict[str, Any]
+    plugins: dict[str, PluginRecord] = field(default_factory=dict)
+    extra_weights: dict[str, torch.Tensor] = field(default_factory=dict)
+    adapter: Path | None = None
+
+    def model_config_dict(self) -> dict[str, Any]:
+        """The AnyMAL config (dict form) of the whole checkpoint, plugins in their stored order."""
+        modalities = {name: record.config for name, record in self.plugins.items()}
+        return {"llm": self.llm_config, "modalities": modalities, "seed": self.seed}
+
+
+# --- writing -----------------------------------------------------------------------------------------------------
 def base_fingerprints(model) -> dict[str, Any]:
     """What the checkpoint expects underneath it: the LLM and each encoder, by reference and fingerprint."""
     llm = model.config.llm
@@ -40,23 +88,26 @@ def base_fingerprints(model) -> dict[str, Any]:
     return prints
 
 
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def atomic_replace_dir(tmp: Path, target: Path) -> None:
-    """Moves the finished folder ``tmp`` to ``target``, replacing an existing one only after ``tmp`` is complete."""
-    _fsync_tree(tmp)
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _split_state(state: dict[str, torch.Tensor], names: list[str]) -> tuple[dict, dict, dict]:
+    """Splits a model state dict into per-plugin projector weights, LoRA weights and the rest."""
+    per_plugin: dict[str, dict[str, torch.Tensor]] = {name: {} for name in names}
+    lora, extra = {}, {}
+    for key, value in state.items():
+        value = value.detach().contiguous().cpu()
+        if key.startswith(_LLM_PREFIX):
+            lora[key.removeprefix(_LLM_PREFIX)] = value
+        elif key.startswith(_PROJECTOR_PREFIX):
+            name, _, rest = key.removeprefix(_PROJECTOR_PREFIX).partition(".")
+            if name not in per_plugin:
+                raise CheckpointError(f"weight {key}: no plugin named {name!r} in the model")
+            per_plugin[name][rest] = value
+        else:
+            extra[key] = value
+    return per_plugin, lora, extra
 
 
 def save_pretrained(
@@ -66,145 +117,185 @@ def save_pretrained(
     state_dict: dict[str, torch.Tensor] | None = None,
     fingerprints: dict[str, Any] | None = None,
 ) -> None:
-    """Writes ``model``'s checkpoint folder at ``path`` atomically.
+    """Writes ``model``'s checkpoint folder at ``path`` atomically (see the module docstring for the layout).
 
     ``state_dict`` replaces ``model.trainable_state_dict()`` and ``fingerprints`` replaces
     :func:`base_fingerprints`: training passes the weights it gathered from every rank and the fingerprints it took
     before FSDP sharded the frozen modules (see :mod:`anymal.train.sharded`).
     """
-    if state_dict is None:
-        state_dict = model.trainable_state_dict()
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        config = {"format": FORMAT, "anymal_version": anymal.__version__, **model.config.to_dict()}
-        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-        state = {k: v.detach().contiguous().cpu() for k, v in state_dict.items() if not k.startswith("llm.")}
-        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "anymal_version": anymal.__version__})
-        (tmp / FINGERPRINTS_NAME).write_text(json.dumps(fingerprints or base_fingerprints(model), indent=2) + "\n")
+    state = model.trainable_state_dict() if state_dict is None else state_dict
+    prints = fingerprints or base_fingerprints(model)
+    names = list(model.config.modalities)
+    per_plugin, lora, extra = _split_state(state, names)
+    config = model.config.to_dict()
+    with atomic_dir(path) as tmp:
+        top = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "anymal_version": anymal.__version__,
+            "llm": config["llm"],
+            "seed": config["seed"],
+            "modalities": names,
+        }
+        _write_json(tmp / CONFIG_NAME, top)
+        _write_json(tmp / FINGERPRINTS_NAME, {"llm": prints["llm"]})
+        metadata = {"format": "pt", "anymal_version": anymal.__version__}
+        for name in names:
+            folder = tmp / PLUGINS_DIR / name
+            folder.mkdir(parents=True)
+            _write_json(folder / CONFIG_NAME, config["modalities"][name])
+            save_file(per_plugin[name], str(folder / PROJECTOR_NAME), metadata=metadata)
+            encoder = prints.get("encoders", {}).get(name)
+            _write_json(folder / FINGERPRINTS_NAME, {"encoder": encoder, "llm": prints["llm"]})
+        if extra:
+            save_file(extra, str(tmp / WEIGHTS_NAME), metadata=metadata)
         if save_tokenizer and model.tokenizer is not None:
             model.tokenizer.save_pretrained(str(tmp))
         if hasattr(model.llm, "peft_config"):
-            lora = {k.removeprefix("llm."): v for k, v in state_dict.items() if k.startswith("llm.")}
-            model.llm.save_pretrained(str(tmp / "adapter"), state_dict=lora)  # LoRA weights, in PEFT's format
-        atomic_replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            model.llm.save_pretrained(str(tmp / ADAPTER_DIR), state_dict=lora)  # LoRA weights, in PEFT's format
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+# --- reading -----------------------------------------------------------------------------------------------------
+def _read_json(path: Path, expect: type = dict) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; is {path.parent} an anymal checkpoint folder?")
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: corrupt JSON ({exc})") from None
+    if not isinstance(data, expect):
+        raise CheckpointError(f"{path}: expected a JSON {expect.__name__}, got {type(data).__name__}")
+    return data
 
 
-def _quantization(value: str | QuantizationConfig | dict | None, current: QuantizationConfig) -> QuantizationConfig:
-    if value is None:
-        return current
-    if isinstance(value, QuantizationConfig):
-        return value
-    if isinstance(value, str):
-        return config_from_dict(
-            QuantizationConfig,
-            {"mode": value, "quant_type": current.quant_type, "compute_dtype": current.compute_dtype},
-            "quantization",
-        )
-    if isinstance(value, dict):
-        return config_from_dict(QuantizationConfig, value, "quantization")
-    raise ConfigError(f"quantization={value!r}: expected 'none', '8bit', '4bit', a dict or a QuantizationConfig")
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{where}: expected a mapping, got {type(value).__name__}")
+    return value
 
 
-def load_pretrained(
-    path: str | os.PathLike,
-    model_class: type | None = None,
-    quantization: str | QuantizationConfig | dict | None = None,
-    torch_dtype: str | None = None,
-    llm_path: str | None = None,
-    check_fingerprints: bool = True,
-    merge_lora: bool = False,
-):
-    """Rebuilds a model saved with ``save_pretrained``.
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing weights file")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: corrupt safetensors file (safetensors failed: {exc})") from None
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(f"{path}: {key} holds {bad} NaN/inf values; the file is damaged")
+    return state
 
-    Args:
-        path: the checkpoint folder.
-        quantization: how to load the base LLM now ('none', '8bit', '4bit' or a config): projectors trained
-            against a 4-bit LLM load onto the full-precision one, as in the AnyMAL paper.
-        torch_dtype: dtype of the base LLM ('float32', 'bfloat16', 'float16', 'auto').
-        llm_path: where the base LLM lives now, if it moved (its fingerprint must still match).
-        check_fingerprints: refuse base models whose fingerprint differs from the saved one (default).
-        merge_lora: merge a saved LoRA adapter into the LLM weights (not possible on a quantised LLM).
-    """
-    from anymal.llm import has_tokenizer_files, load_tokenizer
-    from anymal.modeling import AnyMAL
 
-    folder = Path(path)
+def _read_llm_record(prints: dict[str, Any], path: Path) -> dict[str, Any]:
+    record = _mapping(prints.get("llm", {}), f"{path}: llm")
+    return {"name_or_path": record.get("name_or_path"), "fingerprint": record.get("fingerprint")}
+
+
+def _read_plugin_folder(folder: Path, name: str, fallback_llm: dict[str, Any] | None = None) -> PluginRecord:
+    config = _read_json(folder / CONFIG_NAME)
+    prints_path = folder / FINGERPRINTS_NAME
+    prints = _read_json(prints_path) if prints_path.is_file() else {}
+    llm = _read_llm_record(prints, prints_path) if "llm" in prints else dict(fallback_llm or {})
+    encoder = prints.get("encoder")
+    if encoder is not None and not isinstance(encoder, str):
+        raise CheckpointError(f"{prints_path}: encoder: expected a fingerprint string, got {type(encoder).__name__}")
+    return PluginRecord(name, config, _read_weights(folder / PROJECTOR_NAME), encoder, llm, folder)
+
+
+def _read_top(folder: Path) -> dict[str, Any]:
+    recover_dir(folder)  # a save killed between its two renames left the previous version aside
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no such checkpoint folder")
-    raw = _read_json(folder / CONFIG_NAME)
-    if raw.pop("format", None) != FORMAT:
+    top = _read_json(folder / CONFIG_NAME)
+    if top.get("format") != FORMAT:
         raise CheckpointError(f'{folder / CONFIG_NAME}: not an anymal config (no "format": "anymal")')
-    raw.pop("anymal_version", None)
-    config = AnyMALConfig.from_dict(raw)
-    config.llm.quantization = _quantization(quantization, config.llm.quantization)
-    if torch_dtype is not None:
-        config = AnyMALConfig.from_dict({**config.to_dict(), "llm": {**config.to_dict()["llm"], "dtype": torch_dtype}})
-    if llm_path is not None:
-        config.llm.name_or_path = llm_path
-    saved_prints = _read_json(folder / FINGERPRINTS_NAME)
-    if check_fingerprints:
-        now = fingerprint_folder(config.llm.name_or_path, config.llm.revision)
-        before = saved_prints.get("llm", {})
-        if now != before.get("fingerprint"):
-            raise CheckpointError(
-                f"base LLM mismatch: checkpoint {folder} was trained on {before.get('name_or_path')!r} "
-                f"({before.get('fingerprint')}), but {config.llm.name_or_path!r} has fingerprint {now}; "
-                "load the LLM it was trained on (llm_path=...) or pass check_fingerprints=False"
-            )
-    tokenizer = load_tokenizer(config.llm, source=str(folder)) if has_tokenizer_files(folder) else None
-    cls = model_class or AnyMAL
-    model = cls(config, tokenizer=tokenizer) if tokenizer is not None else cls(config)
-    if check_fingerprints:
-        for name, expected in saved_prints.get("encoders", {}).items():
-            actual = fingerprint_module(model.encoders[name]) if name in model.encoders else None
-            if actual != expected:
-                raise CheckpointError(
-                    f"encoder mismatch for modality {name!r}: checkpoint {folder} expects {expected}, "
-                    f"the encoder built from its config has {actual}; check the plugin config's weights path"
-                )
-    weights_path = folder / WEIGHTS_NAME
-    if not weights_path.is_file():
-        raise CheckpointError(f"{weights_path}: missing trainable weights file")
-    try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{weights_path}: corrupt safetensors file (safetensors failed: {exc})") from None
-    adapter = folder / "adapter"
-    if adapter.is_dir():
-        from anymal.lora import load_lora
-
-        load_lora(model, adapter, merge=merge_lora)
-    expected_keys = {k for k in model.trainable_state_dict() if not k.startswith("llm.")}
-    missing, unexpected = expected_keys - set(state), set(state) - expected_keys
-    if missing or unexpected:
+    version = top.get("format_version", 1)
+    if version not in (1, FORMAT_VERSION):
         raise CheckpointError(
-            f"{weights_path}: weights do not match the model built from its config "
-            f"(missing: {sorted(missing)[:5]}, unexpected: {sorted(unexpected)[:5]})"
+            f"{folder / CONFIG_NAME}: format_version {version!r}; this anymal ({anymal.__version__}) reads 1 and "
+            f"{FORMAT_VERSION}: upgrade anymal"
         )
-    device = model.device
-    with torch.no_grad():
-        params = dict(model.named_parameters())
-        buffers = dict(model.named_buffers())
-        for key, value in state.items():
-            target = params.get(key, buffers.get(key))
-            if target.shape != value.shape:
-                raise CheckpointError(
-                    f"{weights_path}: {key} has shape {tuple(value.shape)}, the model expects {tuple(target.shape)}"
-                )
-            target.copy_(value.to(device=device, dtype=target.dtype))
-    return model
+    return top
+
+
+def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
+    """Reads and validates a checkpoint folder (either format version); raises CheckpointError naming the file."""
+    folder = Path(path)
+    top = _read_top(folder)
+    prints = _read_json(folder / FINGERPRINTS_NAME)
+    llm = _read_llm_record(prints, folder / FINGERPRINTS_NAME)
+    version = top.get("format_version", 1)
+    contents = CheckpointContents(
+        folder=folder,
+        format_version=version,
+        llm_config=_mapping(top.get("llm", {}), f"{folder / CONFIG_NAME}: llm"),
+        seed=top.get("seed", 0),
+        llm=llm,
+        adapter=folder / ADAPTER_DIR if (folder / ADAPTER_DIR).is_dir() else None,
+    )
+    if version == 1:
+        _read_version_1(contents, top, prints)
+    else:
+        names = top.get("modalities", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise CheckpointError(f"{folder / CONFIG_NAME}: modalities: expected a list of plugin names")
+        for name in names:
+            plugin_folder = folder / PLUGINS_DIR / name
+            if not plugin_folder.is_dir():
+                raise CheckpointError(f"{plugin_folder}: missing; {folder / CONFIG_NAME} lists plugin {name!r}")
+            contents.plugins[name] = _read_plugin_folder(plugin_folder, name, llm)
+        if (folder / WEIGHTS_NAME).is_file():
+            contents.extra_weights = _read_weights(folder / WEIGHTS_NAME)
+    return contents
+
+
+def _read_version_1(contents: CheckpointContents, top: dict[str, Any], prints: dict[str, Any]) -> None:
+    """Format 1: one ``model.safetensors`` with every projector, encoder fingerprints at the top level."""
+    folder = contents.folder
+    modalities = _mapping(top.get("modalities", {}), f"{folder / CONFIG_NAME}: modalities")
+    encoders = _mapping(prints.get("encoders", {}), f"{folder / FINGERPRINTS_NAME}: encoders")
+    state = _read_weights(folder / WEIGHTS_NAME)
+    for name, config in modalities.items():
+        weights = {
+            key.removeprefix(f"{_PROJECTOR_PREFIX}{name}."): value
+            for key, value in state.items()
+            if key.startswith(f"{_PROJECTOR_PREFIX}{name}.")
+        }
+        contents.plugins[name] = PluginRecord(
+            name,
+            _mapping(config, f"{folder / CONFIG_NAME}: modalities.{name}"),
+            weights,
+            encoders.get(name),
+            contents.llm,
+            folder,
+        )
+    contents.extra_weights = {k: v for k, v in state.items() if not k.startswith(_PROJECTOR_PREFIX)}
+
+
+def read_plugin(path: str | os.PathLike, name: str) -> PluginRecord:
+    """Plugin ``name`` from a checkpoint folder, or from one plugin's own folder (``<checkpoint>/plugins/<name>``)."""
+    folder = Path(path)
+    if (folder / PROJECTOR_NAME).is_file():  # a plugin folder on its own
+        return _read_plugin_folder(folder, name)
+    contents = read_checkpoint(folder)
+    if name not in contents.plugins:
+        have = ", ".join(contents.plugins) or "none"
+        raise CheckpointError(f"{folder}: has no plugin {name!r} (it has: {have})")
+    return contents.plugins[name]
+
+
+def read_trainable_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A checkpoint's stored weights keyed as in ``model.trainable_state_dict()`` (``projectors.<name>.*`` and any
+    other trained weights; LoRA stays in ``adapter/``): for comparing runs without building a model."""
+    contents = read_checkpoint(path)
+    state = {
+        f"{_PROJECTOR_PREFIX}{name}.{key}": value
+        for name, record in contents.plugins.items()
+        for key, value in record.weights.items()
+    }
+    state.update(contents.extra_weights)
+    return state

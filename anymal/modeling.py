@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import copy
+import os
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from anymal.config import AnyMALConfig
-from anymal.errors import InputError
+from anymal.checkpoint import save_pretrained
+from anymal.config import AnyMALConfig, PluginConfig
+from anymal.errors import ConfigError, InputError
 from anymal.fusion import FusedInputs, splice
 from anymal.generation import GenerationMixin
 from anymal.llm import freeze, keep_quantized_layout, llm_context_length, llm_hidden_size, load_llm, load_tokenizer
+from anymal.lora import has_lora
 from anymal.plugin import ModalityPlugin
+from anymal.pretrained import build_from_checkpoint, load_plugin
 from anymal.processing import IGNORE_INDEX, PromptEncoder
 from anymal.registry import get_plugin
 
@@ -65,7 +71,7 @@ class AnyMAL(GenerationMixin, nn.Module):
 
     def __init__(self, config: AnyMALConfig, llm: nn.Module | None = None, tokenizer: Any = None) -> None:
         super().__init__()
-        self.config = config
+        self.config = copy.deepcopy(config)  # add_plugin/remove_plugin edit the model's config, not the caller's
         if llm is not None:
             keep_quantized_layout(llm)  # a user-loaded 4-bit LLM stays as quantised, as load_llm's does
         self.llm = freeze(llm) if llm is not None else load_llm(config.llm)
@@ -73,26 +79,75 @@ class AnyMAL(GenerationMixin, nn.Module):
         self.plugins: dict[str, ModalityPlugin] = {}
         self.encoders = nn.ModuleDict()
         self.projectors = nn.ModuleDict()
-        llm_dim = llm_hidden_size(self.llm)
-        shared: dict[str, nn.Module] = {}
+        self._shared_encoders: dict[str, nn.Module] = {}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)  # projector init is reproducible from the config alone
             for name, plugin_config in config.modalities.items():
-                plugin = get_plugin(plugin_config.plugin_type or name)(plugin_config)
-                self.plugins[name] = plugin
-                key = plugin.encoder_key()
-                if key is not None and key in shared:
-                    encoder = shared[key]  # e.g. video reuses the image encoder: one copy in memory
-                else:
-                    encoder = freeze(plugin.build_encoder())
-                    if key is not None:
-                        shared[key] = encoder
-                self.encoders[name] = encoder
-                self.projectors[name] = plugin.build_projector(llm_dim)
-        device = self.llm.get_input_embeddings().weight.device
-        self.encoders.to(device)
-        self.projectors.to(device)
+                self._attach(name, plugin_config)
         self.prompt_encoder = PromptEncoder(self.tokenizer, list(self.plugins))
+
+    def _attach(self, name: str, plugin_config: Any) -> None:
+        """Builds plugin ``name``: a frozen encoder (shared by plugins of one ``encoder_key``) and a projector."""
+        plugin = get_plugin(plugin_config.plugin_type or name)(plugin_config)
+        key = plugin.encoder_key()
+        if key is not None and key in self._shared_encoders:
+            encoder = self._shared_encoders[key]  # e.g. video reuses the image encoder: one copy in memory
+        else:
+            encoder = freeze(plugin.build_encoder())
+            if key is not None:
+                self._shared_encoders[key] = encoder
+        device = self.device
+        self.plugins[name] = plugin
+        self.encoders[name] = encoder.to(device)
+        self.projectors[name] = plugin.build_projector(llm_hidden_size(self.llm)).to(device)
+        self.config.modalities[name] = plugin_config
+
+    # --- composing plugins -------------------------------------------------------------------------------------
+    def add_plugin(self, name: str, config: PluginConfig | Mapping[str, Any], replace: bool = False) -> AnyMAL:
+        """Adds modality ``name`` (a fresh, untrained projector) built from a plugin config or its dict form.
+
+        The projector's init is seeded from the model's seed and ``name``. ``replace=True`` swaps out an existing
+        plugin of that name. Returns the model, so calls chain.
+        """
+        if name in self.plugins and not replace:
+            raise ConfigError(f"the model already has a {name!r} plugin; pass replace=True to swap it")
+        if not isinstance(config, PluginConfig):
+            config = AnyMALConfig.from_dict({"modalities": {name: dict(config)}}).modalities[name]
+        if name in self.plugins:
+            self.remove_plugin(name)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed + zlib.crc32(name.encode()))
+            self._attach(name, config)
+        self.prompt_encoder = PromptEncoder(self.tokenizer, list(self.plugins))
+        return self
+
+    def load_plugin(
+        self,
+        name: str,
+        path: str | os.PathLike,
+        source_name: str | None = None,
+        replace: bool = False,
+        check_fingerprints: bool = True,
+    ) -> AnyMAL:
+        """Adds modality ``name`` with its trained projector from a checkpoint (or one plugin folder inside one).
+
+        The checkpoint must be trained on this model's base LLM: a mismatch is refused naming both fingerprints.
+        ``source_name`` is the plugin's name in that checkpoint when it differs. Returns the model.
+        """
+        if name in self.plugins and not replace:
+            raise ConfigError(f"the model already has a {name!r} plugin; pass replace=True to swap it")
+        return load_plugin(
+            self, name, path, source_name=source_name, check_fingerprints=check_fingerprints, replace=replace
+        )
+
+    def remove_plugin(self, name: str) -> AnyMAL:
+        """Drops modality ``name``: its plugin, projector and (unless shared) encoder. Returns the model."""
+        self._plugin(name)
+        del self.plugins[name], self.encoders[name], self.projectors[name], self.config.modalities[name]
+        live = {id(encoder) for encoder in self.encoders.values()}
+        self._shared_encoders = {k: e for k, e in self._shared_encoders.items() if id(e) in live}
+        self.prompt_encoder = PromptEncoder(self.tokenizer, list(self.plugins))
+        return self
 
     # --- parameters ----------------------------------------------------------------------------------------
     @property
@@ -140,6 +195,43 @@ class AnyMAL(GenerationMixin, nn.Module):
             total = counts["trainable"] + counts["frozen"]
             share = 100 * counts["trainable"] / total if total else 0.0
             print(f"{part:9s} trainable {counts['trainable']:>13,d} / {total:>14,d} ({share:.2f}%)")
+
+    # --- trainable policy --------------------------------------------------------------------------------------
+    def set_trainable(self, projectors: Iterable[str] | None = None, lora: bool = True) -> AnyMAL:
+        """Makes trainable the projectors named (all when ``None``) and, with ``lora``, the LoRA adapter weights.
+
+        Everything else is frozen: the encoders always, the base LLM always (only adapter weights ever train).
+        This is the whole trainable policy; the training loop only builds the optimiser from :meth:`param_groups`.
+        """
+        names = list(self.plugins) if projectors is None else list(projectors)
+        unknown = sorted(set(names) - set(self.plugins))
+        if unknown:
+            raise ConfigError(f"train_modalities: unknown {unknown}; this model has: {', '.join(self.plugins)}")
+        for name, projector in self.projectors.items():
+            projector.requires_grad_(name in names)
+        for encoder in self.encoders.values():
+            encoder.requires_grad_(False)
+        for param_name, param in self.llm.named_parameters():
+            param.requires_grad_(lora and has_lora(self.llm) and ".lora_" in param_name)
+        return self
+
+    def param_groups(self, lr: float, module_lr: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+        """Optimiser parameter groups of what is trainable: one per projector (named after it) and ``lora``.
+
+        ``module_lr`` overrides ``lr`` per group name; an unknown name is a ConfigError. Empty groups are left out.
+        """
+        module_lr = dict(module_lr or {})
+        unknown = set(module_lr) - set(self.projectors) - {"lora"}
+        if unknown:
+            raise ConfigError(f"module_lr: unknown modules {sorted(unknown)}; expected projector names or 'lora'")
+        groups = [
+            {"params": [p for p in projector.parameters() if p.requires_grad], "name": name}
+            for name, projector in self.projectors.items()
+        ]
+        groups.append({"params": [p for p in self.llm.parameters() if p.requires_grad], "name": "lora"})
+        for group in groups:
+            group["lr"] = module_lr.get(group["name"], lr)
+        return [g for g in groups if g["params"]]
 
     # --- modality encoding ---------------------------------------------------------------------------------
     def preprocess(self, name: str, raws: Sequence[Any]) -> Any:
@@ -255,18 +347,22 @@ class AnyMAL(GenerationMixin, nn.Module):
         )
 
     # --- checkpoints -------------------------------------------------------------------------------------------
-    def save_pretrained(self, path: str, **kwargs: Any) -> None:
-        """Writes the config, trainable weights (safetensors), tokenizer and base-model fingerprints atomically."""
-        from anymal.checkpoint import save_pretrained
+    def save_pretrained(self, path: str | os.PathLike, **kwargs: Any) -> None:
+        """Writes the config, one folder per plugin, the tokenizer and base-model fingerprints, atomically.
 
+        See :mod:`anymal.checkpoint` for the layout and :func:`anymal.checkpoint.save_pretrained` for the options.
+        """
         save_pretrained(self, path, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, path: str, **kwargs: Any) -> AnyMAL:
-        """Rebuilds a saved model; see :func:`anymal.checkpoint.load_pretrained` for the options."""
-        from anymal.checkpoint import load_pretrained
+    def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> AnyMAL:
+        """Rebuilds a saved model; see :func:`anymal.pretrained.build_from_checkpoint` for the options."""
+        return build_from_checkpoint(cls, path, **kwargs)
 
-        return load_pretrained(path, model_class=cls, **kwargs)
+
+def load_pretrained(path: str | os.PathLike, **kwargs: Any) -> AnyMAL:
+    """``AnyMAL.from_pretrained(path, **kwargs)``, as a function."""
+    return AnyMAL.from_pretrained(path, **kwargs)
 
 
 def _llm_cache(out: Mapping[str, Any]) -> Any:

@@ -22,11 +22,14 @@ def test_round_trip_is_bit_exact_and_stores_only_trainable_weights(trained, tmp_
     path = tmp_path / "ckpt"
     trained.save_pretrained(path)
     names = set(os.listdir(path))
-    assert {"config.json", "model.safetensors", "fingerprints.json", "tokenizer_config.json"} <= names
+    assert {"config.json", "plugins", "fingerprints.json", "tokenizer_config.json"} <= names
+    assert "model.safetensors" not in names  # nothing trainable outside the plugins
+    plugin_files = sorted(os.listdir(path / "plugins" / "image"))
+    assert plugin_files == ["config.json", "fingerprints.json", "projector.safetensors"]
     from safetensors.torch import load_file
 
-    stored = load_file(path / "model.safetensors")
-    assert stored and all(k.startswith("projectors.") for k in stored)
+    stored = load_file(path / "plugins" / "image" / "projector.safetensors")
+    assert stored.keys() == trained.projectors["image"].state_dict().keys()
     again = AnyMAL.from_pretrained(path)
     for key, value in trained.trainable_state_dict().items():
         assert torch.equal(value, again.trainable_state_dict()[key]), key
@@ -62,9 +65,10 @@ def test_a_different_base_llm_is_refused_naming_both(trained, tmp_path, llama2_t
 
 def test_a_different_encoder_is_refused(trained, tmp_path):
     trained.save_pretrained(tmp_path / "ckpt")
-    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
-    config["modalities"]["image"]["init_seed"] = 7
-    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(config))
+    plugin_config = tmp_path / "ckpt" / "plugins" / "image" / "config.json"
+    config = json.loads(plugin_config.read_text())
+    config["init_seed"] = 7
+    plugin_config.write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="encoder mismatch for modality 'image'"):
         AnyMAL.from_pretrained(tmp_path / "ckpt")
 
@@ -72,8 +76,14 @@ def test_a_different_encoder_is_refused(trained, tmp_path):
 def test_corrupt_or_missing_files_are_named(trained, tmp_path):
     path = tmp_path / "ckpt"
     trained.save_pretrained(path)
-    (path / "model.safetensors").write_bytes(b"\x00garbage")
-    with pytest.raises(CheckpointError, match=r"model\.safetensors.*corrupt"):
+    (path / "plugins" / "image" / "projector.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match=r"image/projector\.safetensors.*corrupt"):
+        AnyMAL.from_pretrained(path)
+    (path / "fingerprints.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match=r"fingerprints\.json: expected a JSON dict, got list"):
+        AnyMAL.from_pretrained(path)
+    (path / "fingerprints.json").write_bytes(b"\xff\xfe{}")
+    with pytest.raises(CheckpointError, match=r"fingerprints\.json: not UTF-8"):
         AnyMAL.from_pretrained(path)
     (path / "config.json").unlink()
     with pytest.raises(CheckpointError, match=r"config\.json: missing"):
@@ -85,7 +95,7 @@ def test_corrupt_or_missing_files_are_named(trained, tmp_path):
 def test_save_is_atomic_a_crash_keeps_the_previous_checkpoint(trained, tmp_path, monkeypatch):
     path = tmp_path / "ckpt"
     trained.save_pretrained(path)
-    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    before = {p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()}
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("power cut while writing the tokenizer")
@@ -93,5 +103,32 @@ def test_save_is_atomic_a_crash_keeps_the_previous_checkpoint(trained, tmp_path,
     monkeypatch.setattr(trained.tokenizer, "save_pretrained", crash)
     with pytest.raises(KeyboardInterrupt):
         trained.save_pretrained(path)
-    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert {p.relative_to(path): p.read_bytes() for p in path.rglob("*") if p.is_file()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no temp folder left behind
+
+
+def test_nan_projector_weights_are_refused_naming_the_tensor(trained, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "ckpt"
+    trained.save_pretrained(path)
+    weights_path = path / "plugins" / "image" / "projector.safetensors"
+    weights = load_file(weights_path)
+    key = sorted(weights)[0]
+    weights[key] = torch.full_like(weights[key], float("nan"))
+    save_file(weights, str(weights_path))
+    with pytest.raises(CheckpointError, match=rf"{key} holds \d+ NaN/inf values"):
+        AnyMAL.from_pretrained(path)
+
+
+def test_a_replace_killed_between_its_renames_is_recovered_on_load(trained, tmp_path):
+    """A SIGKILL after the old checkpoint was moved aside and before the new one moved in leaves only the old one,
+    under a hidden name; the next load (or save) puts it back."""
+    path = tmp_path / "ckpt"
+    trained.save_pretrained(path)
+    os.replace(path, tmp_path / ".ckpt.old-deadbeef")
+    (tmp_path / ".ckpt.tmp-cafef00d").mkdir()  # the unfinished new version
+    again = AnyMAL.from_pretrained(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    for key, value in trained.trainable_state_dict().items():
+        assert torch.equal(value, again.trainable_state_dict()[key]), key

@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from anymal.config import AnyMALConfig, config_from_dict, config_to_dict, read_yaml_mapping
 from anymal.errors import ConfigError
+from anymal.lora import DEFAULT_TARGETS
 
 STAGES = ("align", "instruct")
 
@@ -39,16 +40,22 @@ class LoRASpec:
     rank: int = 0
     alpha: int = 16
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
     lr: float | None = None
 
 
 @dataclass
 class TrainConfig:
-    """A whole run. ``model`` is an AnyMAL config (dict form); ``init_from`` a checkpoint to start from instead."""
+    """A whole run. ``model`` is an AnyMAL config (dict form); ``init_from`` checkpoint(s) to start from instead.
+
+    ``init_from`` is one checkpoint folder, a list of folders, or a mapping ``{plugin: folder}`` composing
+    separately aligned plugins into one model (AnyMAL's stage 1 -> stage 2). With ``init_from``, ``model`` may add
+    fresh plugins (``model.modalities``) and choose how the LLM loads (``model.llm``: quantization, dtype,
+    name_or_path); nothing else.
+    """
 
     model: dict[str, Any] = field(default_factory=dict)
-    init_from: str | None = None
+    init_from: Any = None
     stage: str = "align"
     train_modalities: list[str] = field(default_factory=list)
     data: list[DataSpec] = field(default_factory=list)
@@ -86,6 +93,7 @@ class TrainConfig:
             raise ConfigError(f"on_error={self.on_error!r}: expected 'skip' or 'raise'")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ConfigError(f"mixed_precision={self.mixed_precision!r}: expected no, bf16 or fp16")
+        _check_init_from(self.init_from)
         if self.max_consecutive_skips < 0:
             raise ConfigError(f"max_consecutive_skips={self.max_consecutive_skips}: expected 0 (no limit) or more")
         for name in ("max_steps", "batch_size", "grad_accum", "keep_last"):
@@ -103,6 +111,35 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)
+
+
+def _check_init_from(value: Any) -> None:
+    if value is None or isinstance(value, str):
+        return
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return
+    if isinstance(value, dict) and value and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return
+    raise ConfigError(
+        f"init_from={value!r}: expected a checkpoint folder, a non-empty list of folders or a mapping "
+        "{plugin name: folder}"
+    )
+
+
+INIT_FROM_LLM_KEYS = ("quantization", "dtype", "name_or_path")
+
+
+def _check_model_beside_init_from(model: dict[str, Any]) -> None:
+    """With ``init_from`` the checkpoints define the model: ``model`` may only add plugins and say how to load."""
+    extra = sorted(set(model) - {"llm", "modalities"})
+    if extra:
+        raise ConfigError(f"model.{extra[0]}: not allowed with init_from (the checkpoints define the model)")
+    extra = sorted(set(model.get("llm") or {}) - set(INIT_FROM_LLM_KEYS))
+    if extra:
+        raise ConfigError(
+            f"model.llm.{extra[0]}: not allowed with init_from; the LLM comes from the checkpoint "
+            f"(model.llm may set {', '.join(INIT_FROM_LLM_KEYS)})"
+        )
 
 
 def read_config_dict(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -123,7 +160,9 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | Non
     config = config_from_dict(TrainConfig, data)
     if config.model:
         config.model_config()  # fail on a bad model section before anything loads
-    elif not config.init_from:
+    if config.init_from:
+        _check_model_beside_init_from(config.model)
+    elif not config.model:
         raise ConfigError("give model: (an AnyMAL config) or init_from: (a checkpoint folder)")
     if not config.data:
         raise ConfigError("data: give at least one dataset")

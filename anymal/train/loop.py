@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from anymal.checkpoint import base_fingerprints
 from anymal.errors import ConfigError
 from anymal.hf_compat import enable_activation_checkpointing
+from anymal.lora import add_lora, has_lora
 from anymal.processing import IGNORE_INDEX
 from anymal.progress import bars_disabled_by_env
 from anymal.train.checkpointing import latest_checkpoint, load_training_state, save_training_state
@@ -45,48 +46,56 @@ class TrainResult:
 
 
 def build_model(config: TrainConfig):
-    """The model to train: from a checkpoint (``init_from``) or built from the ``model`` section."""
-    from anymal.checkpoint import load_pretrained
+    """The model to train: built from ``model``, or from the ``init_from`` checkpoint(s) with ``model.modalities``
+    that they lack added fresh (untrained projectors) and ``model.llm`` choosing how the base LLM is loaded."""
     from anymal.modeling import AnyMAL
+    from anymal.pretrained import compose_pretrained
 
-    if config.init_from:
-        quant = config.model.get("llm", {}).get("quantization") if config.model else None
-        return load_pretrained(config.init_from, quantization=quant)
-    return AnyMAL(config.model_config())
+    if not config.init_from:
+        return AnyMAL(config.model_config())
+    llm = dict(config.model.get("llm") or {})
+    model = compose_pretrained(
+        AnyMAL,
+        config.init_from,
+        quantization=llm.get("quantization"),
+        torch_dtype=llm.get("dtype"),
+        llm_path=llm.get("name_or_path"),
+    )
+    for name, plugin_config in (config.model.get("modalities") or {}).items():
+        if name in model.plugins:
+            raise ConfigError(
+                f"model.modalities.{name}: the {name!r} plugin already comes from init_from; "
+                "drop it from model.modalities (or from init_from to start it fresh)"
+            )
+        model.add_plugin(name, plugin_config)
+    return model
 
 
-def set_trainable(model, config: TrainConfig) -> list[dict[str, Any]]:
-    """Applies the stage's trainable-parameter policy and returns optimiser parameter groups."""
-    names = config.train_modalities or list(model.plugins)
-    for name, projector in model.projectors.items():
-        projector.requires_grad_(config.stage == "instruct" or name in names)
-    unknown = set(config.module_lr) - set(model.projectors) - {"lora"}
-    if unknown:
-        raise ConfigError(f"module_lr: unknown modules {sorted(unknown)}; expected projector names or 'lora'")
-    groups = [
-        {
-            "params": [p for p in projector.parameters() if p.requires_grad],
-            "lr": config.module_lr.get(name, config.lr),
-            "name": name,
-        }
-        for name, projector in model.projectors.items()
-    ]
-    if config.stage == "instruct" and config.lora.rank > 0:
-        from anymal.lora import add_lora
+def prepare_trainable(model, config: TrainConfig) -> list[dict[str, Any]]:
+    """Adds LoRA for the instruct stage, applies the model's trainable policy and returns optimiser groups.
 
-        add_lora(
-            model,
+    Align trains the projectors of ``train_modalities`` (default: all); instruct trains every projector and, with
+    ``lora.rank > 0``, a LoRA adapter (a new one, or the one ``init_from`` brought along).
+    """
+    lora = config.stage == "instruct" and config.lora.rank > 0
+    if lora and not has_lora(model.llm):
+        model.llm = add_lora(
+            model.llm,
             rank=config.lora.rank,
             alpha=config.lora.alpha,
             dropout=config.lora.dropout,
             target_modules=config.lora.target_modules,
             gradient_checkpointing=config.gradient_checkpointing,
         )
-        lora = [p for n, p in model.llm.named_parameters() if p.requires_grad]
-        groups.append({"params": lora, "lr": config.module_lr.get("lora", config.lora.lr or config.lr), "name": "lora"})
+    projectors = None if config.stage == "instruct" else (config.train_modalities or None)
+    model.set_trainable(projectors=projectors, lora=lora)
+    module_lr = dict(config.module_lr)
+    if config.lora.lr is not None:
+        module_lr.setdefault("lora", config.lora.lr)
+    groups = model.param_groups(config.lr, module_lr)
     if config.gradient_checkpointing:
         enable_activation_checkpointing(model.llm)
-    return [g for g in groups if g["params"]]
+    return groups
 
 
 def summed_token_loss(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,7 +221,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         save_resolved(config, output_dir)
 
     model = build_model(config)
-    groups = set_trainable(model, config)
+    groups = prepare_trainable(model, config)
     source = EpochExamples(config.data, model.plugins, config.on_error, config.seed)
     examples = source(0)
     report = source.report

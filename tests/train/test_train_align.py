@@ -4,9 +4,9 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from anymal import ConfigError
+from anymal.checkpoint import read_trainable_state
 from anymal.train import load_train_config, train
 from anymal.train.__main__ import main as cli_main
 
@@ -22,7 +22,7 @@ def test_alignment_drives_the_caption_loss_down_with_stories260k_frozen(make_con
     assert (tmp_path / "run" / "config.yaml").is_file()
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == list(range(1, 61))
-    stored = load_file(tmp_path / "run" / "final" / "model.safetensors")
+    stored = read_trainable_state(tmp_path / "run" / "final")
     assert all(k.startswith("projectors.image") for k in stored)
 
 
@@ -51,8 +51,8 @@ def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_weights(make_config
     assert not (tmp_path / "b" / "run" / "final").exists(), "the run finished before it could be killed"
     subprocess.run(command, env=env, check=True, capture_output=True)
     assert len(list(checkpoints.glob("step-*"))) == 2  # keep_last (a kill may land before pruning)
-    a = load_file(tmp_path / "a" / "run" / "final" / "model.safetensors")
-    b = load_file(tmp_path / "b" / "run" / "final" / "model.safetensors")
+    a = read_trainable_state(tmp_path / "a" / "run" / "final")
+    b = read_trainable_state(tmp_path / "b" / "run" / "final")
     assert straight.steps == 8
     assert all(torch.allclose(a[k], b[k], atol=1e-6, rtol=0) for k in a)
 

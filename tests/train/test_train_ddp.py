@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
 
+from anymal.checkpoint import read_trainable_state
 from anymal.train import train
 
 
@@ -34,8 +34,8 @@ def test_two_processes_match_one_with_the_same_global_batch_and_seed(make_config
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("done: 4 steps") == 2  # both ranks ran
-    a = load_file(tmp_path / "single" / "run" / "final" / "model.safetensors")
-    b = load_file(tmp_path / "ddp" / "run" / "final" / "model.safetensors")
+    a = read_trainable_state(tmp_path / "single" / "run" / "final")
+    b = read_trainable_state(tmp_path / "ddp" / "run" / "final")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
     losses = [
         json.loads(line)["loss"] for line in (tmp_path / "ddp" / "run" / "metrics.jsonl").read_text().splitlines()

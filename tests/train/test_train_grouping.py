@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from anymal.checkpoint import read_trainable_state
 from anymal.train import train
 from anymal.train.dataset import Collator, EpochExamples, TrainingDataset
 from anymal.train.loop import _loader, build_model, make_accelerator
@@ -49,14 +50,13 @@ def test_align_batches_hold_one_modality_each(make_config, sound_pairs, tmp_path
 
 
 def test_joint_alignment_of_two_projectors_trains_both(make_config, sound_pairs, tmp_path):
-    from safetensors.torch import load_file
 
     from anymal import AnyMAL
 
     config = _two_modality_config(make_config, tmp_path, sound_pairs, "train_modalities=[image,audio]", "max_steps=4")
     result = train(config)
     start = AnyMAL(config.model_config()).trainable_state_dict()
-    final = load_file(tmp_path / "run" / "final" / "model.safetensors")
+    final = read_trainable_state(tmp_path / "run" / "final")
     for name in ("image", "audio"):
         keys = [k for k in final if k.startswith(f"projectors.{name}.")]
         assert keys and any(not start[k].equal(final[k]) for k in keys), name

@@ -4,9 +4,9 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from anymal import ConfigError
+from anymal.checkpoint import read_trainable_state
 from anymal.train import train
 
 
@@ -33,8 +33,8 @@ def test_gradient_accumulation_equals_one_bigger_batch(make_config, tmp_path):
         make_config(tmp_path / "acc", "max_steps=2", "batch_size=3", "grad_accum=2", "gradient_checkpointing=true")
     )
     assert accumulated.steps == big.steps == 2
-    a = load_file(tmp_path / "big" / "run" / "final" / "model.safetensors")
-    b = load_file(tmp_path / "acc" / "run" / "final" / "model.safetensors")
+    a = read_trainable_state(tmp_path / "big" / "run" / "final")
+    b = read_trainable_state(tmp_path / "acc" / "run" / "final")
     # micro-batches are weighted by their target tokens (captions differ in length), so the two agree to float
     # precision, not merely closely
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
@@ -47,7 +47,7 @@ def test_per_module_learning_rates(make_config, tmp_path):
     config = make_config(tmp_path, "max_steps=2", "module_lr={image: 0.0}", "lr=1e-2")
     train(config)
     initial = AnyMAL(config.model_config()).trainable_state_dict()
-    final = load_file(tmp_path / "run" / "final" / "model.safetensors")
+    final = read_trainable_state(tmp_path / "run" / "final")
     assert all(torch.equal(initial[k], final[k]) for k in final)  # lr 0 for the image projector: unchanged
     with pytest.raises(ConfigError, match="module_lr: unknown modules"):
         train(make_config(tmp_path / "bad", "max_steps=1", "module_lr={audio: 0.1}"))
@@ -59,7 +59,7 @@ def test_bf16_mixed_precision_follows_the_fp32_run_and_keeps_fp32_weights(make_c
     a, b = torch.tensor(full.losses), torch.tensor(mixed.losses)
     assert not torch.equal(a, b)  # autocast really ran in half precision (and a second run may change precision)
     assert torch.allclose(a, b, atol=0.05)  # and tracks the full-precision run
-    weights = load_file(tmp_path / "bf16" / "run" / "final" / "model.safetensors")
+    weights = read_trainable_state(tmp_path / "bf16" / "run" / "final")
     assert all(w.dtype == torch.float32 for w in weights.values())  # master weights stay fp32
     if not torch.cuda.is_available():  # fp16 has no CPU autocast in accelerate: said, not silently ignored
         with pytest.warns(UserWarning, match="no fp16 autocast on CPU"):

@@ -13,7 +13,7 @@ def test_llm_hash_ignores_lora_and_sees_base_weight_changes():
 
     model = tiny_anymal(("imu",))
     before = llm_hash(model.llm)
-    add_lora(model, rank=2, target_modules=["q_proj", "v_proj"])
+    model.llm = add_lora(model.llm, rank=2, target_modules=["q_proj", "v_proj"])
     assert llm_hash(model.llm) == before  # wrapped by PEFT, adapters present: the base weights are the same
     with torch.no_grad():
         next(p for n, p in model.llm.named_parameters() if "lora_" in n).add_(1.0)
