@@ -21,7 +21,7 @@ from anymal.llm import freeze, keep_quantized_layout, llm_context_length, llm_hi
 from anymal.lora import has_lora
 from anymal.plugin import ModalityPlugin
 from anymal.pretrained import build_from_checkpoint, load_plugin
-from anymal.processing import IGNORE_INDEX, PromptEncoder
+from anymal.processing import IGNORE_INDEX, PromptEncoder, unpad_rows
 from anymal.registry import get_plugin
 
 
@@ -320,8 +320,8 @@ class AnyMAL(GenerationMixin, nn.Module):
         computed: ``out.logits`` holds only the positions that predict a target token and ``out.labels`` the
         targets aligned with them (``cross_entropy(out.logits, out.labels)`` needs no shift).
         """
-        rows = _unpad_rows(input_ids, attention_mask)
-        label_rows = _unpad_rows(labels, attention_mask) if labels is not None else None
+        rows = unpad_rows(input_ids, attention_mask)
+        label_rows = unpad_rows(labels, attention_mask) if labels is not None else None
         fused = self.fuse(rows, modality_inputs, modality_features, labels=label_rows, padding_side="right")
         aligned_labels = None
         if return_labels:
@@ -369,12 +369,3 @@ def _llm_cache(out: Mapping[str, Any]) -> Any:
     """The KV cache of an HF causal-LM output: ``cache`` from transformers 5.24 on, ``past_key_values`` before."""
     return out["cache"] if "cache" in out else out.get("past_key_values")
 
-
-def _unpad_rows(ids: Any, attention_mask: torch.Tensor | None) -> list[list[int]]:
-    if isinstance(ids, torch.Tensor):
-        if ids.dim() == 1:
-            ids = ids.unsqueeze(0)
-        if attention_mask is None:
-            return ids.tolist()
-        return [row[mask.bool()].tolist() for row, mask in zip(ids, attention_mask)]
-    return [list(row) for row in ids]
