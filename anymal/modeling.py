@@ -74,7 +74,8 @@ class AnyMAL(GenerationMixin, nn.Module):
         self.config = copy.deepcopy(config)  # add_plugin/remove_plugin edit the model's config, not the caller's
         if llm is not None:
             keep_quantized_layout(llm)  # a user-loaded 4-bit LLM stays as quantised, as load_llm's does
-        self.llm = freeze(llm) if llm is not None else load_llm(config.llm)
+        # a transformers causal LM (or its PEFT wrapper): typed Any, its methods are not nn.Module's
+        self.llm: Any = freeze(llm) if llm is not None else load_llm(config.llm)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(config.llm)
         self.plugins: dict[str, ModalityPlugin] = {}
         self.encoders = nn.ModuleDict()
@@ -224,7 +225,7 @@ class AnyMAL(GenerationMixin, nn.Module):
         unknown = set(module_lr) - set(self.projectors) - {"lora"}
         if unknown:
             raise ConfigError(f"module_lr: unknown modules {sorted(unknown)}; expected projector names or 'lora'")
-        groups = [
+        groups: list[dict[str, Any]] = [
             {"params": [p for p in projector.parameters() if p.requires_grad], "name": name}
             for name, projector in self.projectors.items()
         ]
@@ -327,6 +328,7 @@ class AnyMAL(GenerationMixin, nn.Module):
         if return_labels:
             # logits only where some row has a target next token: the LM head over a 32k vocabulary at every
             # prompt and modality position is a large share of a training step, and is not needed for the loss
+            assert fused.labels is not None  # splice returns labels when given label rows
             shifted = fused.labels[:, 1:]
             keep = (shifted != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
             llm_kwargs["logits_to_keep"] = keep
@@ -368,4 +370,3 @@ def load_pretrained(path: str | os.PathLike, **kwargs: Any) -> AnyMAL:
 def _llm_cache(out: Mapping[str, Any]) -> Any:
     """The KV cache of an HF causal-LM output: ``cache`` from transformers 5.24 on, ``past_key_values`` before."""
     return out["cache"] if "cache" in out else out.get("past_key_values")
-

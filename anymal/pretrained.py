@@ -102,7 +102,7 @@ def _load_extra(model, weights: dict[str, torch.Tensor], source: Path) -> None:
 
 
 def _config_for_loading(
-    contents: CheckpointContents, quantization: Any, torch_dtype: str | None, llm_path: str | None
+    contents: CheckpointContents, quantization: Any, torch_dtype: str | None, llm_path: str | os.PathLike | None
 ) -> AnyMALConfig:
     raw = contents.model_config_dict()
     if torch_dtype is not None:
@@ -193,14 +193,14 @@ def load_plugin(
 
 def _plugin_sources(init_from: Any) -> list[tuple[str, Path, str]]:
     """(name in the new model, checkpoint folder, name there) for an ``init_from`` list or mapping."""
+    sources: list[tuple[str, Path, str]] = []
     if isinstance(init_from, dict):
-        sources = []
         for name, path in init_from.items():
             if not isinstance(path, (str, os.PathLike)):
                 raise ConfigError(f"init_from.{name}: expected a checkpoint folder path, got {type(path).__name__}")
             sources.append((str(name), Path(path), str(name)))
         return sources
-    sources, seen = [], {}
+    seen: dict[str, Any] = {}
     for path in init_from:
         if not isinstance(path, (str, os.PathLike)):
             raise ConfigError(f"init_from: expected checkpoint folder paths, got {path!r}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from omegaconf import OmegaConf
@@ -149,7 +149,7 @@ def read_config_dict(path: str | Path | None, overrides: list[str] | None = None
         data = read_yaml_mapping(path)
     try:
         merged = OmegaConf.merge(OmegaConf.create(data), OmegaConf.from_dotlist(list(overrides or [])))
-        return OmegaConf.to_container(merged, resolve=True)
+        return cast(dict[str, Any], OmegaConf.to_container(merged, resolve=True))  # a merge of mappings
     except OmegaConfBaseException as exc:
         raise ConfigError(f"overrides: {exc}") from None
 

@@ -289,7 +289,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             if len(window) < config.grad_accum:
                 continue
             # every micro-batch is weighted by its target tokens, so accumulation equals one bigger batch
-            window_tokens = sum(target_count(b) for b in window)
+            window_tokens = torch.stack([target_count(b) for b in window]).sum()
             window_loss = 0.0
             for i, micro_batch in enumerate(window):
                 last = i == len(window) - 1
