@@ -18,7 +18,8 @@ from anymal.errors import AnyMALError
 
 def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     try:
-        from anymal_demo.cli import run
+        # the demo is a separate top-level package (apps/anymal_demo) that mypy checking anymal does not see
+        from anymal_demo.cli import run  # type: ignore[import-not-found, unused-ignore]
     except ModuleNotFoundError as exc:
         if (exc.name or "").partition(".")[0] != "anymal_demo":
             raise  # the demo is there but one of its dependencies is not: that traceback says which
