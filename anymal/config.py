@@ -12,7 +12,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
 from omegaconf import OmegaConf
@@ -53,7 +53,8 @@ def config_from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "")
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(cls), OmegaConf.create(data or {}))
-        return OmegaConf.to_object(merged)
+        # OmegaConf types to_object as any container; for a structured config it is an instance of ``cls``
+        return cast(T, OmegaConf.to_object(merged))
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or ""
         path = ".".join(p for p in (where, str(key)) if p)

@@ -59,7 +59,8 @@ def splice(
     n_mod = len(modality_names)
     needed = count_sentinels(rows, n_mod)
     for k, name in enumerate(modality_names):
-        have = 0 if modality_tokens[k] is None else modality_tokens[k].shape[0]
+        tokens = modality_tokens[k]
+        have = 0 if tokens is None else tokens.shape[0]
         if needed[k] != have:
             raise InputError(f"the batch references {needed[k]} {name} item(s) but {have} were encoded")
 
@@ -84,7 +85,9 @@ def splice(
                 if labels is not None:
                     piece_labels.append(torch.tensor(labels[r][start:pos], dtype=torch.long))
             if k >= 0:
-                item = modality_tokens[k][used[k]]
+                tokens = modality_tokens[k]
+                assert tokens is not None  # the count check above: every referenced modality was encoded
+                item = tokens[used[k]]
                 used[k] += 1
                 pieces.append(item)
                 piece_labels.append(torch.full((item.shape[0],), IGNORE_INDEX, dtype=torch.long))
@@ -99,7 +102,7 @@ def splice(
     lengths = [e.shape[0] for e in row_embeds]
     if max_length is not None and max(lengths) > max_length:
         r = lengths.index(max(lengths))
-        n_mod_tokens = sum(modality_tokens[k].shape[1] for k in range(n_mod) if modality_tokens[k] is not None)
+        n_mod_tokens = sum(t.shape[1] for t in modality_tokens[:n_mod] if t is not None)
         raise InputError(
             f"row {r} is {lengths[r]} tokens long after expanding modality placeholders "
             f"(modality tokens per item: {n_mod_tokens}), longer than the LLM context of {max_length} tokens; "

@@ -7,6 +7,7 @@ Any HF ``AutoModelForCausalLM`` works, by hub id or local folder; bitsandbytes q
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
@@ -56,7 +57,10 @@ def bitsandbytes_config(quant: QuantizationConfig) -> BitsAndBytesConfig | None:
     )
 
 
-def freeze(module: nn.Module) -> nn.Module:
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def freeze(module: ModuleT) -> ModuleT:
     """Turns off gradients for every parameter and puts the module in eval mode."""
     for param in module.parameters():
         param.requires_grad_(False)
@@ -77,7 +81,8 @@ def keep_quantized_layout(model: nn.Module) -> int:
     count = 0
     for module in model.modules():
         if getattr(module, "support_avx512bf16_for_cpu", False):
-            module.support_avx512bf16_for_cpu = False
+            # torch types Module.__setattr__ for tensors and modules only; this is bitsandbytes' plain bool flag
+            module.support_avx512bf16_for_cpu = False  # type: ignore[assignment]
             count += 1
     return count
 
@@ -156,11 +161,18 @@ def load_tokenizer(config: LLMConfig, source: str | None = None):
     return tokenizer
 
 
-def llm_hidden_size(llm: PreTrainedModel) -> int:
+def input_embeddings(llm: nn.Module) -> nn.Embedding:
+    """The input-embedding layer of a transformers causal LM, PEFT-wrapped or not."""
+    hf_model: Any = llm  # get_input_embeddings is transformers' (PEFT forwards it), not nn.Module's
+    # transformers types it as any nn.Module; a causal LM's input embeddings are an nn.Embedding (or a subclass)
+    return cast(nn.Embedding, hf_model.get_input_embeddings())
+
+
+def llm_hidden_size(llm: nn.Module) -> int:
     """Width of the LLM's input embeddings: the size every projector must output."""
-    return llm.get_input_embeddings().embedding_dim
+    return input_embeddings(llm).embedding_dim
 
 
-def llm_context_length(llm: PreTrainedModel) -> int | None:
+def llm_context_length(llm: nn.Module) -> int | None:
     """The LLM's maximum number of positions, when its config states one."""
     return getattr(llm.config, "max_position_embeddings", None)

@@ -74,7 +74,10 @@ class MediaRef:
 
     def read_bytes(self) -> bytes:
         """The item's bytes (reads the file for a path)."""
-        return self.data if self.data is not None else self.path.read_bytes()
+        if self.data is not None:
+            return self.data
+        assert self.path is not None  # __post_init__ checked that exactly one of path and data is set
+        return self.path.read_bytes()
 
     def __repr__(self) -> str:
         if self.data is not None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
 
 from anymal.data.report import DataReport
 from anymal.errors import DataError
@@ -95,15 +94,16 @@ class Mixture:
         """The bad-row reports of the datasets that keep one, added up."""
         total = DataReport()
         for dataset in self.datasets:
-            if isinstance(getattr(dataset, "report", None), DataReport):
-                total.merge(dataset.report)
+            report = getattr(dataset, "report", None)
+            if isinstance(report, DataReport):
+                total.merge(report)
         return total
 
     def __iter__(self) -> Iterator[Example]:
         rng = random.Random(f"mixture:{self.seed}:{self.epoch}")
-        iterators: list[Iterator[Any] | None] = [iter(d) for d in self.datasets]
+        iterators: list[Iterator[Example]] = [iter(d) for d in self.datasets]
         active = [i for i, w in enumerate(self.weights) if w > 0]
-        restarts = Counter()
+        restarts: Counter[int] = Counter()
         self.counts = Counter()
         produced = 0
         while active and (self.num_examples is None or produced < self.num_examples):
@@ -117,8 +117,9 @@ class Mixture:
                     active.remove(index)
                     continue
                 restarts[index] += 1
-                if hasattr(self.datasets[index], "set_epoch"):
-                    self.datasets[index].set_epoch(self.epoch + restarts[index])
+                set_epoch = getattr(self.datasets[index], "set_epoch", None)
+                if set_epoch is not None:
+                    set_epoch(self.epoch + restarts[index])
                 iterators[index] = iter(self.datasets[index])
                 try:
                     example = next(iterators[index])

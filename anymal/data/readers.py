@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from anymal.data.formats import ConversationFormat, LlavaFormat, M3ITFormat, MediaOptions, PairFormat
 from anymal.data.report import DataReport, RowError, check_on_error
@@ -28,7 +28,7 @@ class RowFormat(Protocol):
     def __call__(self, row: Row, epoch: int = 0) -> Example: ...
 
 
-def _is_file_list(source: Any) -> bool:
+def _is_file_list(source: Any) -> TypeGuard[Sequence[str | os.PathLike]]:
     return isinstance(source, list | tuple) and bool(source) and all(isinstance(s, str | os.PathLike) for s in source)
 
 
@@ -61,7 +61,7 @@ class ExampleReader:
         validate_media: MediaValidator | None = None,
         cache_dir: str | os.PathLike | None = None,
     ) -> None:
-        self.sources = list(source) if _is_file_list(source) else [source]
+        self.sources: list[Source] = list(source) if _is_file_list(source) else [source]
         self.row_format = row_format
         self.on_error = check_on_error(on_error)
         self.file_format = file_format

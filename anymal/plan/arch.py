@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from anymal.errors import ConfigError
 
@@ -123,7 +124,7 @@ def resolve_arch(
     Raises:
         ConfigError: unknown preset, unreadable config.json, or a number missing from all three sources.
     """
-    values: dict[str, int | bool] = {}
+    values: dict[str, Any] = {}  # ints and bools from presets, a config.json and arguments; Arch checks them
     if preset:
         if preset not in PRESETS:
             raise ConfigError(f"llm.preset={preset!r}: expected one of {', '.join(PRESETS)}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -184,7 +184,8 @@ class PlanConfig:
         return self.llm.resolve()
 
     def to_dict(self) -> dict[str, Any]:
-        return OmegaConf.to_container(OmegaConf.structured(self))
+        # OmegaConf types to_container as any container; a structured config's is a dict
+        return cast(dict[str, Any], OmegaConf.to_container(OmegaConf.structured(self)))
 
 
 def plan_config_from_dict(data: dict[str, Any] | None, overrides: list[str] | tuple[str, ...] = ()) -> PlanConfig:
@@ -195,8 +196,11 @@ def plan_config_from_dict(data: dict[str, Any] | None, overrides: list[str] | tu
         if bad:
             raise ConfigError(f"overrides {bad}: expected key=value")
         try:
-            merged = OmegaConf.to_container(
-                OmegaConf.merge(OmegaConf.create(merged), OmegaConf.from_dotlist(list(overrides)))
+            merged = cast(  # a merge of two mappings is a mapping
+                dict[str, Any],
+                OmegaConf.to_container(
+                    OmegaConf.merge(OmegaConf.create(merged), OmegaConf.from_dotlist(list(overrides)))
+                ),
             )
         except OmegaConfBaseException as exc:
             raise ConfigError(f"overrides: {str(exc).splitlines()[0]}") from None

@@ -175,20 +175,20 @@ def _static(cfg: PlanConfig, arch: Arch) -> _Static:
     else:
         optimizer = sum(adamw8bit_state_bytes(n) for n in numels)
         step = 0
-    parts = []
+    trained: list[str] = []
     if cfg.full_finetune:
-        parts.append(f"LLM {arch.total_params() / 1e6:.1f}M")
+        trained.append(f"LLM {arch.total_params() / 1e6:.1f}M")
     if cfg.lora_rank:
-        parts.append(f"LoRA r={cfg.lora_rank} on {'/'.join(cfg.lora_targets)}")
+        trained.append(f"LoRA r={cfg.lora_rank} on {'/'.join(cfg.lora_targets)}")
     if any(m.projector_params for m in cfg.modalities.values()):
-        parts.append("projectors")
+        trained.append("projectors")
     return _Static(
         weights=weights,
         weights_note=note,
         quant_consts=consts,
         encoders=encoders,
         params=params,
-        params_note=f"{sum(numels) / 1e6:.2f}M in {cfg.trainable_dtype}: {', '.join(parts) or 'none'}",
+        params_note=f"{sum(numels) / 1e6:.2f}M in {cfg.trainable_dtype}: {', '.join(trained) or 'none'}",
         grads=params,
         optimizer=optimizer,
         step_workspace=step,
@@ -275,7 +275,7 @@ def estimate(cfg: PlanConfig) -> MemoryEstimate:
         parts = [c for c in parts if c.bytes]
         full[name] = parts
         totals[name] = sum(c.bytes for c in parts)
-    peak_phase = max(totals, key=totals.get)
+    peak_phase = max(totals, key=lambda phase: totals[phase])
     details = {
         "llm_params": arch.total_params(),
         "trainable_params": sum(st.trainable_numels),

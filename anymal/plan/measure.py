@@ -147,7 +147,10 @@ def build_training_setup(cfg: PlanConfig, seed: int, workdir: str | os.PathLike)
             bnb_4bit_use_double_quant=cfg.double_quant,
             bnb_4bit_compute_dtype=dtype,
         )
-        model = LlamaForCausalLM.from_pretrained(folder, quantization_config=bnb, dtype=dtype, device_map="cpu")
+        # a plain module from here on: PEFT wraps it below
+        model: torch.nn.Module = LlamaForCausalLM.from_pretrained(
+            folder, quantization_config=bnb, dtype=dtype, device_map="cpu"
+        )
         _own_memory(model)
     else:
         model = LlamaForCausalLM(llama_config(cfg)).to(dtype)
@@ -168,6 +171,7 @@ def build_training_setup(cfg: PlanConfig, seed: int, workdir: str | os.PathLike)
         {name: torch.nn.Linear(m.feature_dim, arch.hidden, dtype=tdtype) for name, m in cfg.modalities.items()}
     )
     params = [p for p in model.parameters() if p.requires_grad] + list(projectors.parameters())
+    optimizer: torch.optim.Optimizer | None
     if not params:
         optimizer = None
     elif cfg.optimizer == "adamw":
@@ -194,7 +198,8 @@ def llama_config(cfg: PlanConfig) -> Any:
         vocab_size=arch.vocab,
         tie_word_embeddings=arch.tie_embeddings,
         max_position_embeddings=max(cfg.seq_len, 128),
-        attn_implementation="sdpa",
+        # a PretrainedConfig keyword that LlamaConfig's typed signature (transformers 5) leaves out; accepted
+        attn_implementation="sdpa",  # type: ignore[call-arg]
     )
 
 

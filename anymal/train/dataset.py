@@ -123,7 +123,7 @@ class TrainingDataset(torch.utils.data.Dataset):
         return {"input_ids": ids, "labels": labels, "media": media}
 
     def _cached(self, example: Example) -> dict[str, list]:
-        features = {}
+        features: dict[str, list] = {}
         for name, refs in example.media.items():
             features[name] = []
             for ref in refs:
@@ -145,20 +145,20 @@ class Collator:
     def __call__(self, items: list[dict[str, Any] | None]) -> dict[str, Any]:
         # per row in loader order: None when usable, else its skip marker (the training loop's SkipGuard reads it)
         rows = [(item or {SKIP_KEY: "unknown"}) if is_skip(item) else None for item in items]
-        items = [item for item in items if not is_skip(item)]
+        kept = [item for item in items if item is not None and not is_skip(item)]
         batch: dict[str, Any] = {
-            "input_ids": [item["input_ids"] for item in items],
-            "labels": [item["labels"] for item in items],
+            "input_ids": [item["input_ids"] for item in kept],
+            "labels": [item["labels"] for item in kept],
             "modality_inputs": {},
             "modality_features": {},
-            "n_items": len(items),
+            "n_items": len(kept),
             "rows": rows,
         }
         for name, plugin in self.plugins.items():
-            media = [x for item in items for x in item.get("media", {}).get(name, [])]
+            media = [x for item in kept for x in item.get("media", {}).get(name, [])]
             if media:
                 batch["modality_inputs"][name] = plugin.collate(media)
-            cached = [x for item in items for x in item.get("features", {}).get(name, [])]
+            cached = [x for item in kept for x in item.get("features", {}).get(name, [])]
             if cached:
                 batch["modality_features"][name] = concat_features(cached)
         return batch

@@ -8,19 +8,24 @@ tensors, so a run saved on N processes resumes on M (or on one).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import torch
 from torch import nn
 
+if TYPE_CHECKING:  # both import slowly; only the annotations need them
+    from torch.distributed.tensor import DTensor
 
-def _is_dtensor(value: Any) -> bool:
+    from anymal.modeling import AnyMAL
+
+
+def _is_dtensor(value: Any) -> TypeGuard[DTensor]:
     from torch.distributed.tensor import DTensor
 
     return isinstance(value, DTensor)
 
 
-def full_trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+def full_trainable_state(model: AnyMAL) -> dict[str, torch.Tensor]:
     """``model.trainable_state_dict()`` with every shard gathered, on CPU, on every rank."""
     state = {}
     for key, value in model.trainable_state_dict().items():
