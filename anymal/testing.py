@@ -1,8 +1,11 @@
-"""Tiny presets and the plugin contract test kit, importable by third-party plugin packages.
+"""Tiny presets, a toy plugin, the shared-asset locator and the plugin contract test kit, importable by third-party
+plugin packages.
 
 ``tiny_anymal()`` gives a ready model in a second on CPU with no downloads: a random 2-layer LLaMA (hidden size 32)
 saved to a local cache folder (so checkpoints can reference it by path, exactly like a hub model) and each plugin's
-``tiny_config()``. ``check_plugin_contract()`` runs a plugin through what the core relies on.
+``tiny_config()``. ``ToyPlugin`` (registered as ``toy``) is a modality with no dependency beyond torch.
+``assets_dir()`` / ``asset()`` / ``require_asset()`` find the shared real assets (``$ANYMAL_ASSETS``).
+``check_plugin_contract()`` runs a plugin through what the core relies on.
 """
 
 from __future__ import annotations
@@ -13,26 +16,81 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from anymal.config import AnyMALConfig, LLMConfig, PluginConfig, QuantizationConfig, config_from_dict, config_to_dict
-from anymal.errors import InputError
+from anymal.errors import ConfigError, InputError
 from anymal.fingerprint import fingerprint_module
-from anymal.registry import get_plugin
+from anymal.plugin import ModalityPlugin
+from anymal.registry import get_plugin, register_plugin
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-ASSETS = Path(os.environ.get("ANYMAL_ASSETS", REPO_ROOT.parent / "shared" / "assets"))
-LLAMA2_TOKENIZER = ASSETS / "tokenizer" / "llama2_hf"
-STORIES260K = ASSETS / "models" / "stories260K_hf"
+ASSETS_ENV = "ANYMAL_ASSETS"
+DEFAULT_ASSETS = REPO_ROOT.parent / "shared" / "assets"
+LLAMA2_TOKENIZER_ASSET = "tokenizer/llama2_hf"
+STORIES260K_ASSET = "models/stories260K_hf"
 
 TINY_CORPUS = (
     "a photo of a cat on a pink couch . a dog barks in the rain . a person is walking , running or standing . "
     "describe this image briefly . what is in this audio clip ? the video shows a moving red square . "
     "once upon a time there was a little girl named lily who liked to play outside with her ball ."
 )
+
+
+# --- the shared real assets ---------------------------------------------------------------------------------------
+def assets_dir() -> Path:
+    """The folder of shared real test assets: ``$ANYMAL_ASSETS`` if set, else ``../shared/assets`` beside the repo.
+
+    The environment is read at each call, so a test (or a CI job) that points ``ANYMAL_ASSETS`` elsewhere is
+    honoured even after this module was imported. The folder's ``MANIFEST.md`` lists what it holds.
+    """
+    override = os.environ.get(ASSETS_ENV)
+    return Path(override).expanduser() if override else DEFAULT_ASSETS
+
+
+def asset(relpath: str | os.PathLike = "") -> Path:
+    """The path of one shared asset, e.g. ``asset("audio/jfk.flac")``; not checked (``require_asset`` checks)."""
+    return assets_dir() / relpath
+
+
+def require_asset(relpath: str | os.PathLike = "", pattern: str | None = None, min_count: int = 1):
+    """In a test: the path of an asset (or, with ``pattern``, the sorted matches of that glob inside it), skipping
+    the test with a message that names the missing path and how to provide it when it is absent.
+
+    Args:
+        relpath: the file or folder, relative to :func:`assets_dir`.
+        pattern: a glob inside ``relpath``; then at least ``min_count`` matches are required and a list is returned.
+        min_count: how many matches of ``pattern`` the test needs.
+    """
+    import pytest
+
+    path = asset(relpath)
+    if pattern is None:
+        if path.exists():
+            return path
+        found_text = "is absent"
+    else:
+        matches = sorted(path.glob(pattern))
+        if len(matches) >= min_count:
+            return matches
+        found_text = f"holds {len(matches)} match(es) of {pattern!r}, the test needs {min_count}"
+    pytest.skip(
+        f"real test asset {path} {found_text}: put the shared assets at {DEFAULT_ASSETS} "
+        f"or point {ASSETS_ENV} at a copy (see MANIFEST.md there)"
+    )
+
+
+def __getattr__(name: str) -> Path:
+    # the older constants, resolved when they are read so that they follow ANYMAL_ASSETS too
+    relpaths = {"ASSETS": "", "LLAMA2_TOKENIZER": LLAMA2_TOKENIZER_ASSET, "STORIES260K": STORIES260K_ASSET}
+    if name in relpaths:
+        return asset(relpaths[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def cache_dir() -> Path:
@@ -136,6 +194,131 @@ def tiny_anymal(
     return AnyMAL(config)
 
 
+# --- a dependency-free toy plugin ---------------------------------------------------------------------------------
+@dataclass
+class ToyPluginConfig(PluginConfig):
+    """Config of the ``toy`` plugin: ``input_dim`` numbers in, a linear encoder to ``feature_dim``, a linear projector.
+
+    ``init_seed`` seeds the encoder's random weights, so the same config rebuilds the same encoder bit for bit.
+    """
+
+    plugin_type: str = "toy"
+    num_tokens: int = 4
+    input_dim: int = 8
+    feature_dim: int = 16
+    init_seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if min(self.input_dim, self.feature_dim) < 1:
+            raise ConfigError(f"input_dim={self.input_dim}, feature_dim={self.feature_dim}: both must be >= 1")
+
+
+class ToyProjector(nn.Module):
+    """One linear layer from encoder features to ``num_tokens`` LLM embeddings: ``[n, F] -> [n, num_tokens, D]``."""
+
+    def __init__(self, feature_dim: int, llm_dim: int, num_tokens: int) -> None:
+        super().__init__()
+        self.num_tokens, self.llm_dim = num_tokens, llm_dim
+        self.linear = nn.Linear(feature_dim, num_tokens * llm_dim)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear(features).view(features.shape[0], self.num_tokens, self.llm_dim)
+
+
+class ToyPlugin(ModalityPlugin):
+    """The ``toy`` modality: a vector of ``input_dim`` numbers, a frozen random linear encoder, a linear projector.
+
+    It needs nothing beyond torch and builds in milliseconds, so tests of the core (fusion, the model, generation,
+    checkpoints, training, data) can use a real plugin without open_clip or CLAP. Registered on import of
+    ``anymal.testing`` (``plugin_type: toy`` in configs then resolves to it).
+
+    Raw inputs: a 1-D tensor, NumPy array or tuple of ``input_dim`` finite numbers; a path to a text file of
+    ``input_dim`` whitespace-separated numbers (:func:`write_toy_input` writes one); or that file's bytes.
+    """
+
+    name = "toy"
+    config_class = ToyPluginConfig
+    noun = "toy signal"
+    config: ToyPluginConfig
+
+    def build_encoder(self) -> nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.init_seed)
+            return nn.Linear(self.config.input_dim, self.config.feature_dim)
+
+    def encoder_key(self) -> str | None:
+        cfg = self.config
+        return f"toy:{cfg.input_dim}:{cfg.feature_dim}:{cfg.init_seed}"
+
+    def encode(self, encoder: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        return encoder(batch)
+
+    def build_projector(self, llm_dim: int) -> nn.Module:
+        return ToyProjector(self.config.feature_dim, llm_dim, self.config.num_tokens)
+
+    def preprocess(self, raw: Any) -> torch.Tensor:
+        where = "toy input"
+        if isinstance(raw, (str, os.PathLike)):
+            path = Path(raw)
+            where = f"toy input file {path}"
+            try:
+                raw = path.read_bytes()
+            except OSError as exc:
+                raise InputError(f"{where}: cannot read it ({exc.strerror or exc})") from exc
+        if isinstance(raw, (bytes, bytearray)):
+            try:
+                raw = tuple(float(word) for word in bytes(raw).decode("utf-8").split())
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise InputError(f"{where}: expected whitespace-separated numbers ({exc})") from exc
+        if isinstance(raw, torch.Tensor) or hasattr(raw, "__array__") or isinstance(raw, tuple):
+            try:
+                vector = torch.as_tensor(raw, dtype=torch.float32)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise InputError(f"{where}: cannot be read as numbers ({exc})") from exc
+        else:
+            raise InputError(
+                f"{where}: expected a path, bytes, a tensor, an array or a tuple of numbers, got {type(raw).__name__}"
+            )
+        if tuple(vector.shape) != (self.config.input_dim,):
+            raise InputError(f"{where}: expected {self.config.input_dim} numbers, got shape {tuple(vector.shape)}")
+        if not bool(torch.isfinite(vector).all()):
+            raise InputError(f"{where}: holds NaN or infinite values")
+        return vector.detach().clone()
+
+    def is_single_input(self, raw: Any) -> bool:
+        """One input unless ``raw`` is a list (a tuple of numbers is one vector)."""
+        return not isinstance(raw, list)
+
+    @classmethod
+    def tiny_config(cls) -> ToyPluginConfig:
+        return ToyPluginConfig()
+
+    def example_inputs(self) -> list[Any]:
+        generator = torch.Generator().manual_seed(0)
+        first, second = torch.randn(2, self.config.input_dim, generator=generator)
+        return [first, tuple(second.tolist())]
+
+    def bad_inputs(self) -> list[Any]:
+        return [
+            object(),
+            "/nonexistent/anymal-missing-toy.txt",
+            b"not numbers",
+            torch.zeros(self.config.input_dim + 1),
+            torch.full((self.config.input_dim,), float("nan")),
+        ]
+
+
+def write_toy_input(path: str | os.PathLike, vector: Any) -> Path:
+    """Writes one ``toy`` plugin input file (numbers separated by spaces) and returns its path."""
+    path = Path(path)
+    path.write_text(" ".join(repr(float(x)) for x in torch.as_tensor(vector).reshape(-1).tolist()) + "\n")
+    return path
+
+
+register_plugin(ToyPlugin)
+
+
 # --- contract test kit -------------------------------------------------------------------------------------------
 def _check(condition: bool, message: str) -> None:
     if not condition:
@@ -209,3 +392,73 @@ def check_plugin_contract(plugin: str | type, llm_dim: int = 32, atol: float = 1
         except Exception as exc:
             raise AssertionError(f"{name}: bad input {bad!r:.60} raised {type(exc).__name__}, not InputError") from exc
         raise AssertionError(f"{name}: bad input {bad!r:.60} was accepted; preprocess must raise InputError")
+
+
+# --- golden manifests ----------------------------------------------------------------------------------------------
+def plugin_manifest(plugin: str | type, llm_dim: int = 32, seed: int = 0) -> dict[str, Any]:
+    """What a plugin's ``tiny_config()`` builds, for a committed golden file that catches silent changes.
+
+    The projector's parameter names and shapes, the encoder's parameter count, and the mean and standard deviation
+    of the projector's output (float32, CPU) when the projector is built after ``torch.manual_seed(seed)`` and fed
+    features drawn from a generator seeded with ``seed``, shaped like the encoder's features of the plugin's first
+    two example inputs (so the statistic does not depend on which example files are present).
+    """
+    cls = get_plugin(plugin) if isinstance(plugin, str) else plugin
+    instance = cls(cls.tiny_config())
+    encoder = instance.build_encoder().eval()
+    with torch.no_grad():
+        items = [instance.preprocess(raw) for raw in instance.example_inputs()[:2]]
+        feats = instance.encode(encoder, instance.collate(items))
+    generator = torch.Generator().manual_seed(seed)
+
+    def seeded(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: seeded(value[key]) for key in sorted(value)}
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            return torch.randn(value.shape, generator=generator, dtype=torch.float32)
+        return value
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        projector = instance.build_projector(llm_dim).float().eval()
+    with torch.no_grad():
+        out = instance.project(projector, seeded(feats)).float()
+    return {
+        "plugin": cls.name,
+        "config": "tiny_config()",
+        "llm_dim": llm_dim,
+        "seed": seed,
+        "encoder_parameters": sum(p.numel() for p in encoder.parameters()),
+        "projector": {name: list(p.shape) for name, p in projector.state_dict().items()},
+        "output": {
+            "shape": list(out.shape),
+            "mean": round(out.mean().item(), 6),
+            "std": round(out.std().item(), 6),
+        },
+    }
+
+
+def manifest_differences(actual: Mapping[str, Any], golden: Mapping[str, Any], atol: float = 1e-4) -> list[str]:
+    """Where ``actual`` (from :func:`plugin_manifest`) differs from ``golden``: exact for names, shapes and counts,
+    within ``atol`` for the output statistics. An empty list means they match."""
+    problems = []
+    for key in sorted(set(actual) | set(golden)):
+        if key == "output" or actual.get(key) == golden.get(key):
+            continue
+        if key == "projector":
+            a, g = actual.get(key) or {}, golden.get(key) or {}
+            problems += [f"projector parameter {n} is new: {a[n]}" for n in sorted(set(a) - set(g))]
+            problems += [f"projector parameter {n} is gone (was {g[n]})" for n in sorted(set(g) - set(a))]
+            problems += [
+                f"projector parameter {n}: shape {a[n]}, golden {g[n]}" for n in sorted(a) if n in g and a[n] != g[n]
+            ]
+            continue
+        problems.append(f"{key}: {actual.get(key)!r}, golden {golden.get(key)!r}")
+    a_out, g_out = actual.get("output") or {}, golden.get("output") or {}
+    if a_out.get("shape") != g_out.get("shape"):
+        problems.append(f"output shape {a_out.get('shape')}, golden {g_out.get('shape')}")
+    for stat in ("mean", "std"):
+        a_val, g_val = a_out.get(stat), g_out.get(stat)
+        if a_val is None or g_val is None or abs(a_val - g_val) > atol:
+            problems.append(f"output {stat} {a_val}, golden {g_val} (tolerance {atol})")
+    return problems

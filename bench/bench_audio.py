@@ -25,8 +25,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from common import best_of, report
 
+from anymal.testing import asset
 from anymal_audio import AudioPlugin, AudioPluginConfig
-from anymal_audio.plugin import ASSETS_AUDIO
 
 # laion/clap-htsat-unfused's audio tower (HTSAT-tiny) and laion/larger_clap_general's (HTSAT-base).
 HTSAT_TINY = {
@@ -45,7 +45,8 @@ HTSAT_BASE = {**HTSAT_TINY, "patch_embeds_hidden_size": 128, "depths": [2, 2, 12
 
 def clips(count: int) -> list:
     """``count`` raw inputs: the real ESC-50 clips and jfk.flac in turn, or synthetic 5 s tones without them."""
-    files = sorted(ASSETS_AUDIO.glob("esc50_*.wav")) + sorted(ASSETS_AUDIO.glob("jfk.flac"))
+    folder = asset("audio")
+    files = sorted(folder.glob("esc50_*.wav")) + sorted(folder.glob("jfk.flac"))
     if files:
         return [str(files[i % len(files)]) for i in range(count)]
     t = np.arange(44100 * 5) / 44100

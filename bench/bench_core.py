@@ -18,7 +18,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from common import best_of, report
 
-from anymal.testing import LLAMA2_TOKENIZER, STORIES260K, tiny_anymal, tiny_llm_folder
+from anymal.testing import LLAMA2_TOKENIZER_ASSET, STORIES260K_ASSET, asset, tiny_anymal, tiny_llm_folder
 from anymal_image import ImagePlugin, ImagePluginConfig
 
 
@@ -41,7 +41,7 @@ def image_throughput(config: ImagePluginConfig, label: str, batch: int, llm_dim:
     plugin = ImagePlugin(config)
     encoder = plugin.build_encoder().eval()
     projector = plugin.build_projector(llm_dim)
-    photos = sorted((STORIES260K.parents[1] / "images").glob("*.jpg"))
+    photos = sorted(asset("images").glob("*.jpg"))
     raws = [str(photos[i % len(photos)]) for i in range(batch)]
 
     def run():
@@ -65,10 +65,14 @@ def main() -> None:
     parser.add_argument("--skip-large", action="store_true", help="skip the ViT-L-14-336 row")
     args = parser.parse_args()
     torch.manual_seed(0)
-    rows = [generation_overhead(str(STORIES260K), "stories260K")]
+    rows = [generation_overhead(str(asset(STORIES260K_ASSET)), "stories260K")]
     rows.append(
         generation_overhead(
-            str(tiny_llm_folder(LLAMA2_TOKENIZER, hidden_size=256, intermediate_size=688, num_hidden_layers=4)),
+            str(
+                tiny_llm_folder(
+                    asset(LLAMA2_TOKENIZER_ASSET), hidden_size=256, intermediate_size=688, num_hidden_layers=4
+                )
+            ),
             "LLaMA 4x256, 32k vocab",
         )
     )

@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from common import report
 
-from anymal.testing import ASSETS, STORIES260K, train_tiny_tokenizer
+from anymal.testing import STORIES260K_ASSET, asset, train_tiny_tokenizer
 from anymal.train import load_train_config, train
 from anymal_image import ImagePluginConfig
 
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=24)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="anymal-cache-bench-"))
-    photos = sorted((ASSETS / "images").glob("*.jpg"))
+    photos = sorted(asset("images").glob("*.jpg"))
     rows = [{"image": str(photos[i % len(photos)]), "caption": f"photo number {i}"} for i in range(args.images)]
     # distinct files so that the cache holds one entry per item, as with a real dataset
     for i, row in enumerate(rows):
@@ -54,7 +54,7 @@ def main() -> None:
 
     def run(name: str, cache: str | None) -> float:
         overrides = [
-            f"model.llm.name_or_path={STORIES260K}",
+            f"model.llm.name_or_path={asset(STORIES260K_ASSET)}",
             f"model.llm.tokenizer={folder / 'tok'}",
             f"data=[{{kind: pairs, path: '{folder / 'pairs.jsonl'}', modality: image, media_key: image}}]",
             f"output_dir={folder / name}",

@@ -65,7 +65,7 @@ from common import best_of, report
 from anymal.config import AnyMALConfig, LLMConfig
 from anymal.modeling import AnyMAL
 from anymal.processing import IGNORE_INDEX, SENTINEL_BASE
-from anymal.testing import ASSETS, LLAMA2_TOKENIZER, tiny_llm_folder
+from anymal.testing import LLAMA2_TOKENIZER_ASSET, asset, tiny_llm_folder
 from anymal_image import ImagePluginConfig
 
 LR = 2e-4
@@ -117,7 +117,7 @@ SIZES = {
 
 # --- building the two sides ------------------------------------------------------------------------------------
 def llm_folder(size: Size) -> Path:
-    return tiny_llm_folder(LLAMA2_TOKENIZER, max_position_embeddings=1024, **size.llm)
+    return tiny_llm_folder(asset(LLAMA2_TOKENIZER_ASSET), max_position_embeddings=1024, **size.llm)
 
 
 def image_config(size: Size) -> ImagePluginConfig:
@@ -191,9 +191,9 @@ def build_llava(size: Size, image_token_id: int):
 # --- the batch -------------------------------------------------------------------------------------------------
 def caption_pairs(folder: Path, batch: int) -> Path:
     """A JSONL of real COCO photos and captions, as an alignment dataset file."""
-    captions = json.loads((ASSETS / "images" / "captions.json").read_text())
+    captions = json.loads(asset("images/captions.json").read_text())
     rows = [
-        {"image": str(ASSETS / "images" / name), "caption": info["clipcap_generated_caption"]}
+        {"image": str(asset("images") / name), "caption": info["clipcap_generated_caption"]}
         for name, info in sorted(captions.items())
         if "clipcap_generated_caption" in info
     ]

@@ -35,7 +35,7 @@ from common import RESULTS, _fmt, best_of
 
 from anymal_video import VideoPlugin, VideoPluginConfig, load_video, uniform_indices
 from anymal_video.decord_decoder import decode_decord, decord_available
-from anymal_video.plugin import EXAMPLE_VIDEO, moving_square
+from anymal_video.plugin import example_video, moving_square
 from anymal_video.probe import probe_video
 from anymal_video.pyav_decoder import decode_pyav
 from anymal_video.source import MediaSource
@@ -81,7 +81,8 @@ def model_row(label: str, config: VideoPluginConfig, llm_dim: int, batch: int, d
     plugin = VideoPlugin(config)
     encoder = plugin.build_encoder().to(device).eval()
     projector = plugin.build_projector(llm_dim).to(device)
-    raws = [str(EXAMPLE_VIDEO) if EXAMPLE_VIDEO.is_file() else (moving_square(64, 96, i), 25.0) for i in range(batch)]
+    clip = example_video()
+    raws = [str(clip) if clip.is_file() else (moving_square(64, 96, i), 25.0) for i in range(batch)]
 
     def preprocess():
         return plugin.collate([plugin.preprocess(raw) for raw in raws])
@@ -146,7 +147,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     load_before = os.getloadavg()[0]
-    decode_rows = decoding_rows(EXAMPLE_VIDEO, args.repeats) if EXAMPLE_VIDEO.is_file() else []
+    decode_rows = decoding_rows(example_video(), args.repeats) if example_video().is_file() else []
     rows = []
     tiny = dataclasses.replace(VideoPlugin.tiny_config(), num_frames=args.frames)
     rows.append(model_row("tiny ViT (tests), resampler", tiny, 32, args.batch, args.device, args.repeats))

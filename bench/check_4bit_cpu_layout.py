@@ -6,7 +6,8 @@ for layers whose width is not a multiple of 32. This loads a 4-bit LLaMA two way
 through ``anymal.llm.load_llm`` (which keeps the checkpoint's layout), runs a forward and a short greedy
 generation on the CPU, and reports for each whether it ran and whether the state dict stayed bit-identical.
 
-Usage: python bench/check_4bit_cpu_layout.py [LLM_FOLDER]   (default: ../shared/assets/models/stories260K_hf)
+Usage: python bench/check_4bit_cpu_layout.py [LLM_FOLDER]   (default: models/stories260K_hf in the shared assets,
+../shared/assets or $ANYMAL_ASSETS)
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_LLM = Path(__file__).resolve().parents[1].parent / "shared" / "assets" / "models" / "stories260K_hf"
+
+def default_llm() -> Path:
+    from anymal.testing import STORIES260K_ASSET, asset  # the shared assets folder ($ANYMAL_ASSETS)
+
+    return asset(STORIES260K_ASSET)
 
 
 def exercise(model: torch.nn.Module) -> dict:
@@ -63,4 +68,4 @@ def main(folder: str) -> dict:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else str(DEFAULT_LLM))
+    main(sys.argv[1] if len(sys.argv) > 1 else str(default_llm()))

@@ -9,36 +9,41 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import pytest
 
-from anymal.testing import ASSETS, LLAMA2_TOKENIZER, STORIES260K
+from anymal.testing import LLAMA2_TOKENIZER_ASSET, STORIES260K_ASSET, require_asset
 
 
-def _require(path):
-    if not path.exists():
-        pytest.skip(f"real test asset {path} is absent (expected ../shared/assets beside the repo)")
-    return path
+def pytest_addoption(parser):
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite the golden files (tests/plugins/*/golden_manifest.json) from this run instead of comparing",
+    )
+
+
+@pytest.fixture(scope="session")
+def update_golden(request) -> bool:
+    return bool(request.config.getoption("--update-golden"))
 
 
 @pytest.fixture(scope="session")
 def assets():
-    return _require(ASSETS)
+    """The shared real-assets folder (``anymal.testing.assets_dir()``); skips when it is absent."""
+    return require_asset()
 
 
 @pytest.fixture(scope="session")
 def llama2_tokenizer_path():
-    return _require(LLAMA2_TOKENIZER)
+    return require_asset(LLAMA2_TOKENIZER_ASSET)
 
 
 @pytest.fixture(scope="session")
 def stories260k_path():
-    return _require(STORIES260K)
+    return require_asset(STORIES260K_ASSET)
 
 
 @pytest.fixture(scope="session")
-def coco_photos(assets):
-    photos = sorted((assets / "images").glob("COCO_val2014_*.jpg"))
-    if len(photos) < 2:
-        pytest.skip("COCO photos missing from the assets folder")
-    return photos
+def coco_photos():
+    return require_asset("images", "COCO_val2014_*.jpg", min_count=2)
 
 
 @pytest.fixture(scope="module")

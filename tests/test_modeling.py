@@ -1,3 +1,7 @@
+"""The model around the frozen LLM: trainable-parameter policy, generation (greedy, batched, sampled, streamed),
+the training forward and input errors. Its modality is the dependency-free ``toy`` plugin of ``anymal.testing``, so
+these tests exercise the core alone; the real plugins run end to end in test_multimodal.py and tests/plugins/."""
+
 import json
 
 import pytest
@@ -11,12 +15,12 @@ from anymal.testing import tiny_anymal
 
 @pytest.fixture(scope="module")
 def model():
-    return tiny_anymal(("image",))
+    return tiny_anymal(("toy",))
 
 
 @pytest.fixture(scope="module")
-def images(model):
-    return model.plugins["image"].example_inputs()
+def signals(model):
+    return model.plugins["toy"].example_inputs()
 
 
 def test_only_the_projector_is_trainable(model):
@@ -47,57 +51,57 @@ def test_text_only_prompt_generation_equals_the_bare_llm(model):
         assert row[-len(want) :].tolist() == want.tolist()
 
 
-def test_greedy_batched_output_equals_per_row_output(model, images):
-    prompts = ["describe <image>", "no image here, just words", "compare <image> with <image>"]
-    image = [images[0], None, images]
-    batch = model.generate(prompts, image=image, max_new_tokens=8, do_sample=False)
-    for i, (prompt, img) in enumerate(zip(prompts, image)):
-        single = model.generate(prompt, image=img, max_new_tokens=8, do_sample=False)
+def test_greedy_batched_output_equals_per_row_output(model, signals):
+    prompts = ["describe <toy>", "no signal here, just words", "compare <toy> with <toy>"]
+    per_row = [signals[0], None, signals]
+    batch = model.generate(prompts, toy=per_row, max_new_tokens=8, do_sample=False)
+    for i, (prompt, signal) in enumerate(zip(prompts, per_row)):
+        single = model.generate(prompt, toy=signal, max_new_tokens=8, do_sample=False)
         assert single.sequences[0].tolist() == batch.sequences[i, -single.sequences.shape[1] :].tolist()
     assert len(batch.texts) == 3
 
 
-def test_image_changes_the_output_and_placeholder_position_matters(model, images):
+def test_the_signal_changes_the_output_and_placeholder_position_matters(model, signals):
     with torch.no_grad():
         for p in model.projectors.parameters():
             p.add_(torch.randn_like(p))
-    a = model.generate("what is this", image=images[0], max_new_tokens=6).sequences
-    b = model.generate("what is this", image=images[1], max_new_tokens=6).sequences
+    a = model.generate("what is this", toy=signals[0], max_new_tokens=6).sequences
+    b = model.generate("what is this", toy=signals[1], max_new_tokens=6).sequences
     c = model.generate("what is this", max_new_tokens=6).sequences
     assert not torch.equal(a, b) or not torch.equal(a, c)
-    explicit = model.generate("<image>\nwhat is this", image=images[0], max_new_tokens=6).sequences
+    explicit = model.generate("<toy>\nwhat is this", toy=signals[0], max_new_tokens=6).sequences
     assert torch.equal(a, explicit)  # no placeholder = modality tokens first, on their own line
 
 
-def test_input_ids_instead_of_prompt_puts_modality_tokens_after_bos(model, images):
+def test_input_ids_instead_of_prompt_puts_modality_tokens_after_bos(model, signals):
     tok = model.tokenizer
-    via_prompt = model.generate("<image>hello", image=images[0], max_new_tokens=5).sequences
-    via_ids = model.generate(input_ids=tok("hello", return_tensors="pt").input_ids, image=images[0], max_new_tokens=5)
+    via_prompt = model.generate("<toy>hello", toy=signals[0], max_new_tokens=5).sequences
+    via_ids = model.generate(input_ids=tok("hello", return_tensors="pt").input_ids, toy=signals[0], max_new_tokens=5)
     assert torch.equal(via_ids.sequences, via_prompt)
 
 
-def test_sampling_and_streaming(model, images):
+def test_sampling_and_streaming(model, signals):
     torch.manual_seed(0)
-    a = model.generate("a", image=images[0], do_sample=True, temperature=0.9, top_p=0.9, max_new_tokens=6)
+    a = model.generate("a", toy=signals[0], do_sample=True, temperature=0.9, top_p=0.9, max_new_tokens=6)
     torch.manual_seed(0)
-    b = model.generate("a", image=images[0], do_sample=True, temperature=0.9, top_p=0.9, max_new_tokens=6)
+    b = model.generate("a", toy=signals[0], do_sample=True, temperature=0.9, top_p=0.9, max_new_tokens=6)
     assert torch.equal(a.sequences, b.sequences)
     streamer = TextIteratorStreamer(model.tokenizer, skip_special_tokens=True)
-    out = model.generate("a", image=images[0], max_new_tokens=6, streamer=streamer)
+    out = model.generate("a", toy=signals[0], max_new_tokens=6, streamer=streamer)
     assert "".join(streamer).strip() == out.text.strip()
 
 
-def test_forward_loss_is_on_target_tokens_only(model, images):
+def test_forward_loss_is_on_target_tokens_only(model, signals):
     enc = model.prompt_encoder
     ids, labels = enc.encode_conversation(
-        [Turn("user", "<image> describe"), Turn("assistant", "a cat")], {"image": 1}, chat=False
+        [Turn("user", "<toy> describe"), Turn("assistant", "a cat")], {"toy": 1}, chat=False
     )
-    batch = model.preprocess("image", images[:1])
-    out = model(input_ids=[ids], labels=[labels], modality_inputs={"image": batch})
-    fused = model.fuse([ids], {"image": batch}, labels=[labels])
+    batch = model.preprocess("toy", signals[:1])
+    out = model(input_ids=[ids], labels=[labels], modality_inputs={"toy": batch})
+    fused = model.fuse([ids], {"toy": batch}, labels=[labels])
     n_targets = int((fused.labels != IGNORE_INDEX).sum())
     assert n_targets == sum(lab != IGNORE_INDEX for lab in labels)
-    assert fused.labels.shape[1] == len(ids) - 1 + model.plugins["image"].num_tokens
+    assert fused.labels.shape[1] == len(ids) - 1 + model.plugins["toy"].num_tokens
     logits = out.logits[0, :-1]
     manual = torch.nn.functional.cross_entropy(logits, fused.labels[0, 1:], ignore_index=IGNORE_INDEX)
     assert torch.allclose(out.loss, manual, atol=1e-6)
@@ -107,19 +111,19 @@ def test_forward_loss_is_on_target_tokens_only(model, images):
     model.zero_grad()
 
 
-def test_bad_generate_inputs_raise_input_errors(model, images, tmp_path):
-    with pytest.raises(InputError, match="1 <image> placeholder"):
-        model.generate("<image>", image=images, max_new_tokens=2)
+def test_bad_generate_inputs_raise_input_errors(model, signals, tmp_path):
+    with pytest.raises(InputError, match="1 <toy> placeholder"):
+        model.generate("<toy>", toy=signals, max_new_tokens=2)
     with pytest.raises(InputError, match="list of 2 entries"):
-        model.generate(["a", "b"], image=images[0], max_new_tokens=2)
+        model.generate(["a", "b"], toy=signals[0], max_new_tokens=2)
     with pytest.raises(InputError, match="no 'audio' modality"):
         model.generate("a", audio="x.wav", max_new_tokens=2)
     bad = tmp_path / "notes.txt"
-    bad.write_text("not an image")
+    bad.write_text("not a list of numbers")
     with pytest.raises(InputError, match=r"notes\.txt"):
-        model.generate("a", image=str(bad), max_new_tokens=2)
+        model.generate("a", toy=str(bad), max_new_tokens=2)
     with pytest.raises(InputError, match="expected a path, bytes"):
-        model.generate("a", image=3.5, max_new_tokens=2)
+        model.generate("a", toy=3.5, max_new_tokens=2)
     with pytest.raises(InputError, match="longer than the LLM context of 512"):
         model.generate("word " * 600, max_new_tokens=2)
     with pytest.raises(InputError, match="exactly one of prompt"):

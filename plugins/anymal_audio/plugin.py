@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,8 +22,7 @@ from anymal_audio.io import load_audio
 from anymal_audio.projector import PooledProjector, SequenceProjector
 from anymal_audio.resample import prepare_waveform
 
-ASSETS_AUDIO = Path(__file__).resolve().parents[2] / ".." / "shared" / "assets" / "audio"
-EXAMPLE_FILES = ("esc50_1-100032-A-0.wav", "jfk.flac")
+EXAMPLE_FILES = ("audio/esc50_1-100032-A-0.wav", "audio/jfk.flac")  # in the shared assets folder
 
 # A CLAP audio tower small enough for CPU tests: HTSAT with two Swin stages on a 128x128 spectrogram image
 # (32 mel bins x 4 time chunks), a 16-d patch embedding and a 32-d projection; ~17k parameters.
@@ -164,7 +162,9 @@ class AudioPlugin(ModalityPlugin):
 
     def example_inputs(self) -> list[Any]:
         """Two real clips from the shared assets (a dog bark, JFK's speech) or, without them, two synthetic tones."""
-        files = [ASSETS_AUDIO / name for name in EXAMPLE_FILES]
+        from anymal.testing import asset  # the shared assets folder ($ANYMAL_ASSETS)
+
+        files = [asset(name) for name in EXAMPLE_FILES]
         if all(path.is_file() for path in files):
             return [str(path) for path in files]
         t = np.arange(44100 * 2) / 44100

@@ -15,7 +15,12 @@ from anymal_image.encoders import build_tower, build_transform, encoder_key
 from anymal_image.io import load_image
 from anymal_image.resampler import resampler_from_config
 
-ASSETS = Path(__file__).resolve().parents[2] / ".." / "shared" / "assets" / "images"
+
+def _example_photos() -> list[Path]:
+    """Real COCO photos from the shared assets folder (``anymal.testing.assets_dir()``, ``$ANYMAL_ASSETS``)."""
+    from anymal.testing import asset
+
+    return sorted(asset("images").glob("COCO_val2014_*.jpg"))
 
 
 class ImagePlugin(ModalityPlugin):
@@ -86,7 +91,7 @@ class ImagePlugin(ModalityPlugin):
         )
 
     def example_inputs(self) -> list[Any]:
-        photos = sorted(ASSETS.glob("COCO_val2014_*.jpg"))[:2]
+        photos = _example_photos()[:2]
         if len(photos) == 2:
             return [str(photos[0]), photos[1].read_bytes()]
         rng = np.random.default_rng(0)

@@ -28,8 +28,12 @@ from anymal_video.projector import MeanPoolProjector, TemporalResampler
 from anymal_video.reader import is_frames_pair, load_video
 from anymal_video.sampling import sample_indices
 
-ASSETS_VIDEO = Path(__file__).resolve().parents[2] / ".." / "shared" / "assets" / "video"
-EXAMPLE_VIDEO = ASSETS_VIDEO / "nasa_13013.mp4"
+
+def example_video() -> Path:
+    """The real NASA clip in the shared assets folder (``anymal.testing.assets_dir()``); it may be absent."""
+    from anymal.testing import asset
+
+    return asset("video/nasa_13013.mp4")
 
 
 def moving_square(n_frames: int = 12, size: int = 48, seed: int = 0) -> np.ndarray:
@@ -202,8 +206,8 @@ class VideoPlugin(ModalityPlugin):
     def example_inputs(self) -> list[Any]:
         """The real NASA clip (a path) and a synthetic moving square ``(frames, fps)``."""
         square = (moving_square(), 10.0)
-        if EXAMPLE_VIDEO.is_file():
-            return [str(EXAMPLE_VIDEO), square]
+        if example_video().is_file():
+            return [str(example_video()), square]
         return [(moving_square(seed=1), 25.0), square]
 
     def bad_inputs(self) -> list[Any]:
@@ -221,6 +225,6 @@ class VideoPlugin(ModalityPlugin):
         ]
         if self.config.array_fps is None:
             bad.append(moving_square(4, 16))
-        if EXAMPLE_VIDEO.is_file():
-            bad.append(EXAMPLE_VIDEO.read_bytes()[:200_000])  # truncated: the mp4 index (moov) is at the end
+        if example_video().is_file():
+            bad.append(example_video().read_bytes()[:200_000])  # truncated: the mp4 index (moov) is at the end
         return bad

@@ -8,21 +8,19 @@ import torch
 
 from anymal.data import Example, MediaRef
 from anymal.processing import Turn
-from anymal.testing import ASSETS, tiny_anymal
+from anymal.testing import require_asset, tiny_anymal
 from anymal.train.dataset import Collator, TrainingDataset
-
-NASA = ASSETS / "video" / "nasa_13013.mp4"
-pytestmark = pytest.mark.skipif(not NASA.exists(), reason=f"real test asset {NASA} is absent")
 
 
 @pytest.fixture(scope="module")
 def dataset():
+    nasa = require_asset("video/nasa_13013.mp4")
     from anymal_image import ImagePlugin
     from anymal_video import VideoPlugin
 
     video = dataclasses.replace(VideoPlugin.tiny_config(), sampling="segment")
     model = tiny_anymal({"image": ImagePlugin.tiny_config(), "video": video})
-    example = Example([Turn("user", "<video>"), Turn("assistant", "a launch")], {"video": [MediaRef(path=NASA)]})
+    example = Example([Turn("user", "<video>"), Turn("assistant", "a launch")], {"video": [MediaRef(path=nasa)]})
     return TrainingDataset([example] * 4, model, chat=False, on_error="raise", seed=7)
 
 

@@ -14,21 +14,19 @@ from safetensors.torch import load_file
 from anymal import ConfigError
 from anymal.plugin import PretrainingTask
 from anymal.registry import register_plugin, unregister_plugin
+from anymal.testing import require_asset
 from anymal.train.__main__ import main as cli_main
 from anymal.train.pretrain import load_pretrain_config
 from anymal_imu import IMUPlugin, IMUPluginConfig
 
 REPO = Path(__file__).resolve().parents[2]
-BASIC_MOTIONS = REPO / ".." / "shared" / "assets" / "imu" / "BasicMotions_TRAIN.npz"
 TINY = REPO / "configs" / "pretrain" / "imu_contrastive_tiny.yaml"
 PRETRAIN_CONFIGS = sorted((REPO / "configs" / "pretrain").glob("*.yaml"))
 
 
 @pytest.fixture
 def basic_motions() -> Path:
-    if not BASIC_MOTIONS.is_file():
-        pytest.skip(f"real IMU asset {BASIC_MOTIONS} is absent (expected ../shared/assets beside the repo)")
-    return BASIC_MOTIONS
+    return require_asset("imu/BasicMotions_TRAIN.npz")
 
 
 def test_imu_contrastive_task_runs_end_to_end_from_the_cli(basic_motions, tmp_path, capsys, one_thread):

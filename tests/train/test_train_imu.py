@@ -16,12 +16,13 @@ import pytest
 import yaml
 
 from anymal import AnyMAL
+from anymal.testing import require_asset
 from anymal.train import load_train_config, train
 from anymal.train.dataset import read_examples
 from anymal.train.pretrain import load_pretrain_config, run_pretraining
 
 REPO = Path(__file__).resolve().parents[2]
-BASIC_MOTIONS = REPO / ".." / "shared" / "assets" / "imu" / "BasicMotions_TRAIN.npz"
+BASIC_MOTIONS = "imu/BasicMotions_TRAIN.npz"
 PRETRAIN_CONFIG = REPO / "configs" / "pretrain" / "imu_contrastive_tiny.yaml"
 RATE = 10.0  # BasicMotions: 10 Hz, 100 samples (10 s) per recording
 
@@ -33,9 +34,7 @@ PHRASINGS = ("The person is {activity}.", "Someone is {activity}.", "A person is
 @pytest.fixture(scope="module")
 def motions() -> tuple[np.ndarray, list[str]]:
     """The 40 recordings as ``[N, C, T]`` float32 and their activity labels."""
-    if not BASIC_MOTIONS.is_file():
-        pytest.skip(f"real IMU asset {BASIC_MOTIONS} is absent (expected ../shared/assets beside the repo)")
-    with np.load(BASIC_MOTIONS, allow_pickle=False) as data:
+    with np.load(require_asset(BASIC_MOTIONS), allow_pickle=False) as data:
         return data["X"], [str(label) for label in data["y"]]
 
 
@@ -64,7 +63,7 @@ def test_imu_alignment_names_the_activity_of_taught_windows(motions, stories260k
 
     # 1. pretrain the IMU encoder with the plugin's contrastive task, from the shipped tiny config
     pretrain = load_pretrain_config(
-        PRETRAIN_CONFIG, [f"output_dir={tmp_path / 'pretrain'}", f"options.data={BASIC_MOTIONS}"]
+        PRETRAIN_CONFIG, [f"output_dir={tmp_path / 'pretrain'}", f"options.data={require_asset(BASIC_MOTIONS)}"]
     )
     encoder = run_pretraining(pretrain)
     assert encoder.metrics["retrieval_acc_after"] == 1.0  # windows -> their activity's caption, 4-way

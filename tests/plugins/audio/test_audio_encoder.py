@@ -11,6 +11,7 @@ from audio_laion_fixture import golden_mel
 from transformers import ClapConfig, ClapModel
 
 from anymal.errors import CheckpointError, ConfigError
+from anymal.testing import asset
 from anymal_audio import (
     TINY_AUDIO_CONFIG,
     AudioPlugin,
@@ -24,7 +25,6 @@ from anymal_audio import (
 )
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-ESC50 = Path(__file__).resolve().parents[3] / ".." / "shared" / "assets" / "audio" / "esc50_4-167077-A-20.wav"
 
 
 def _tiny(**overrides) -> AudioPluginConfig:
@@ -39,8 +39,9 @@ def _laion(path: Path, **overrides) -> AudioPluginConfig:
 
 
 def _clip():
-    if ESC50.is_file():
-        return str(ESC50)
+    esc50 = asset("audio/esc50_4-167077-A-20.wav")
+    if esc50.is_file():
+        return str(esc50)
     t = torch.arange(48000 * 3) / 48000
     return (torch.sin(2 * torch.pi * 700 * t) * 0.3, 48000)
 

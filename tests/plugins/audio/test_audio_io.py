@@ -12,17 +12,12 @@ import soundfile as sf
 import torch
 
 from anymal.errors import InputError
+from anymal.testing import require_asset
 from anymal_audio import AudioPlugin, decode_file, load_audio, prepare_waveform, to_mono
-
-AUDIO_ASSETS = Path(__file__).resolve().parents[3] / ".." / "shared" / "assets" / "audio"
-VIDEO = AUDIO_ASSETS.parent / "video" / "nasa_13013.mp4"
 
 
 def _asset(name: str) -> Path:
-    path = AUDIO_ASSETS / name
-    if not path.is_file():
-        pytest.skip(f"real test asset {path} is absent (expected ../shared/assets beside the repo)")
-    return path
+    return require_asset(f"audio/{name}")
 
 
 def _tone(rate: int, seconds: float, freqs=(440.0,), amplitude: float = 0.4) -> np.ndarray:
@@ -73,9 +68,7 @@ def test_esc50_clip_is_5_seconds_mono():
 
 
 def test_video_container_audio_track_via_pyav():
-    if not VIDEO.is_file():
-        pytest.skip(f"real test asset {VIDEO} is absent")
-    wave = load_audio(str(VIDEO))
+    wave = load_audio(str(require_asset("video/nasa_13013.mp4")))
     # the file has an 8 kHz mono and a 16 kHz stereo AAC track; FFmpeg's best-stream choice is the richer one
     assert (wave.sample_rate, wave.samples.shape[1]) == (16000, 2)
     assert wave.duration_s == pytest.approx(13.06, abs=0.05)

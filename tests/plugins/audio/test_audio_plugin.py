@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,10 +13,9 @@ from transformers import ClapFeatureExtractor
 import anymal
 from anymal.config import AnyMALConfig
 from anymal.errors import ConfigError
-from anymal.testing import check_plugin_contract
+from anymal.testing import check_plugin_contract, require_asset
 from anymal_audio import TINY_AUDIO_CONFIG, AudioPlugin, AudioPluginConfig, load_audio, prepare_waveform
 
-AUDIO_ASSETS = Path(__file__).resolve().parents[3] / ".." / "shared" / "assets" / "audio"
 LLM_DIM = 48
 
 # A fusion tower: fusion needs 64 mel bins and a 256-wide image (10 s clips, like LAION's fusion checkpoints).
@@ -35,12 +33,10 @@ TINY_FUSION_CONFIG = {
 
 @pytest.fixture(scope="module")
 def esc50_clips():
-    meta = AUDIO_ASSETS / "esc50_meta_subset.csv"
-    if not meta.is_file():
-        pytest.skip(f"real test asset {meta} is absent (expected ../shared/assets beside the repo)")
+    meta = require_asset("audio/esc50_meta_subset.csv")
     with meta.open() as handle:
         rows = list(csv.DictReader(handle))
-    clips = [AUDIO_ASSETS / f"esc50_{row['filename']}" for row in rows]
+    clips = [meta.parent / f"esc50_{row['filename']}" for row in rows]
     clips = [clip for clip in clips if clip.is_file()]
     if len(clips) < 2:
         pytest.skip("ESC-50 clips missing from the assets folder")
@@ -125,9 +121,7 @@ def test_long_clips_get_reproducible_crops_without_touching_numpy_state():
 
 
 def test_fusion_tower_fuses_long_speech_and_not_short_clips(esc50_clips):
-    jfk = AUDIO_ASSETS / "jfk.flac"
-    if not jfk.is_file():
-        pytest.skip(f"real test asset {jfk} is absent")
+    jfk = require_asset("audio/jfk.flac")
     plugin = AudioPlugin(AudioPluginConfig(encoder="", audio_config=TINY_FUSION_CONFIG, num_tokens=3))
     assert plugin.front_end.truncation == "fusion"  # "auto" follows the checkpoint's enable_fusion
     long_item, short_item = plugin.preprocess(str(jfk)), plugin.preprocess(str(esc50_clips[0]))

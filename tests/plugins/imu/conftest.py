@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from anymal.testing import require_asset
 from anymal_imu import IMUPlugin, IMUPluginConfig
-
-IMU_ASSETS = Path(__file__).resolve().parents[3] / ".." / "shared" / "assets" / "imu"
-BASIC_MOTIONS = IMU_ASSETS / "BasicMotions_TRAIN.npz"
 
 
 @pytest.fixture(scope="session")
 def basic_motions() -> dict[str, np.ndarray]:
     """BasicMotions (UEA): X float32 [40, 6, 100] = [N, C, T] at 10 Hz, y = activity labels."""
-    if not BASIC_MOTIONS.is_file():
-        pytest.skip(f"real IMU asset {BASIC_MOTIONS} is absent (expected ../shared/assets beside the repo)")
-    with np.load(BASIC_MOTIONS, allow_pickle=False) as data:
+    with np.load(require_asset("imu/BasicMotions_TRAIN.npz"), allow_pickle=False) as data:
         return {key: data[key] for key in data.files}
 
 

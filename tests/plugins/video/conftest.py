@@ -9,31 +9,26 @@ import av
 import numpy as np
 import pytest
 
-VIDEO_ASSETS = Path(__file__).resolve().parents[3] / ".." / "shared" / "assets" / "video"
-NASA = VIDEO_ASSETS / "nasa_13013.mp4"
-REFERENCE = VIDEO_ASSETS / "nasa_reference"
+from anymal.testing import require_asset
 
-
-def _require(path: Path) -> Path:
-    if not path.exists():
-        pytest.skip(f"real test asset {path} is absent (expected ../shared/assets beside the repo)")
-    return path
+NASA = "video/nasa_13013.mp4"
+REFERENCE = "video/nasa_reference"
 
 
 @pytest.fixture(scope="session")
 def nasa() -> Path:
     """13 s NASA clip: stream #0 h264 320x180 25 fps (325 frames), #3 h264 480x270 29.97 fps (390), 2 aac tracks."""
-    return _require(NASA)
+    return require_asset(NASA)
 
 
 @pytest.fixture(scope="session")
 def reference_frames() -> dict[int, np.ndarray]:
     """ffmpeg-decoded frames 0 and 15 of stream #3 (uint8 270x480x3)."""
-    return {k: np.load(_require(REFERENCE / f"nasa_13013.mp4.stream3.frame{k:06d}.npy")) for k in (0, 15)}
+    return {k: np.load(require_asset(f"{REFERENCE}/nasa_13013.mp4.stream3.frame{k:06d}.npy")) for k in (0, 15)}
 
 
 def _pts(stream: int) -> np.ndarray:
-    info = json.loads(_require(REFERENCE / f"nasa_13013.mp4.stream{stream}.all_frames_info.json").read_text())
+    info = json.loads(require_asset(f"{REFERENCE}/nasa_13013.mp4.stream{stream}.all_frames_info.json").read_text())
     return np.array([float(frame["pts_time"]) for frame in info])
 
 
