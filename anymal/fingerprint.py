@@ -81,3 +81,29 @@ def fingerprint_module(module: nn.Module, max_values: int = 65536) -> str:
             flat = flat[:: flat.numel() // max_values]
         digest.update(flat.cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return "sha256:" + digest.hexdigest()[:32]
+
+
+_PEFT_NAME_PARTS = ("base_model.model.", ".base_layer")
+
+
+def _base_weight_name(name: str) -> str:
+    for part in _PEFT_NAME_PARTS:
+        name = name.replace(part, "")
+    return name
+
+
+@torch.no_grad()
+def base_weights_hash(llm: nn.Module) -> str:
+    """SHA-256 (16 hex digits) over every byte of an LLM's base weights in memory, for proving it stayed frozen.
+
+    4-bit packed weights and quantisation constants are included; LoRA adapter tensors are excluded and PEFT's name
+    prefixes removed, so the same LLM hashes the same inside and outside a PEFT wrapper. Unlike
+    :func:`fingerprint_module` (sampled, for identity) this reads every value: any change shows.
+    """
+    digest = hashlib.sha256()
+    state = {_base_weight_name(k): v for k, v in llm.state_dict().items() if "lora_" not in k}
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()[:16]

@@ -27,7 +27,7 @@ def default_llm() -> Path:
 
 
 def exercise(model: torch.nn.Module) -> dict:
-    from anymal.demo.frozen import llm_hash as state_hash  # the demo's frozen-LM hash of the state dict
+    from anymal.fingerprint import base_weights_hash as state_hash  # the demo's frozen-LM hash of the state dict
 
     before = state_hash(model)
     try:

@@ -118,7 +118,7 @@ def test_the_llama_tokenizer_dependencies_are_declared():
 def test_inference_leaves_the_frozen_4bit_weights_bit_identical(stories260k_path):
     # bitsandbytes repacks 4-bit weights in place for its AVX512-BF16 CPU kernel (absmax rounded to bfloat16; a
     # crash for widths not divisible by 32): anymal keeps the checkpoint's layout on every CPU
-    from anymal.demo.frozen import llm_hash
+    from anymal.fingerprint import base_weights_hash as llm_hash
 
     llm = load_llm(LLMConfig(name_or_path=str(stories260k_path), quantization=QuantizationConfig(mode="4bit")))
     layers = [m for m in llm.modules() if type(m).__name__ == "Linear4bit"]

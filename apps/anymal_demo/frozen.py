@@ -14,11 +14,11 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import torch
 from torch import nn
 
+from anymal.fingerprint import base_weights_hash
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
-_PEFT_PARTS = ("base_model.model.", ".base_layer")
 
 
 def folder_hash(folder: str | Path) -> str:
@@ -33,22 +33,9 @@ def folder_hash(folder: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _base_name(name: str) -> str:
-    for part in _PEFT_PARTS:
-        name = name.replace(part, "")
-    return name
-
-
-@torch.no_grad()
 def llm_hash(llm: nn.Module) -> str:
-    """SHA-256 of the LM's base weights in memory (every tensor of its state dict except LoRA's)."""
-    digest = hashlib.sha256()
-    state = {_base_name(k): v for k, v in llm.state_dict().items() if "lora_" not in k}
-    for name in sorted(state):
-        tensor = state[name].detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()[:16]
+    """SHA-256 of the LM's base weights in memory (LoRA excluded): :func:`anymal.fingerprint.base_weights_hash`."""
+    return base_weights_hash(llm)
 
 
 @contextlib.contextmanager
