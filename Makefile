@@ -14,7 +14,7 @@ LOWEST := .venv-lowest
 export HF_HUB_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test test-latest test-lowest demo demo-quick lint bench install lock clean
+.PHONY: test test-integration test-latest test-lowest demo demo-quick lint bench install lock clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ lock:
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The integration tier (pytest -m integration): end-to-end runs across components, on top of make test's run.
+test-integration: $(STAMP)
+	$(PY) -m pytest -q -m integration
 
 # uv, not pip: it reads no pip.conf, so no machine-wide cap keeps torch at an older release.
 test-latest: $(STAMP)

@@ -57,6 +57,7 @@ def installed(tmp_path_factory):
     return target
 
 
+@pytest.mark.integration  # pip-installs the example package into a folder: make test-integration
 def test_pip_installed_plugin_is_used_through_generate_via_its_entry_point(installed, tmp_path):
     env = {"PYTHONPATH": str(installed), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     import os

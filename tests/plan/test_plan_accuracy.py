@@ -16,6 +16,7 @@ from anymal.plan import estimate
 from anymal.plan.measure import measure_many_in_subprocess
 
 TOLERANCE = 0.35
+pytestmark = pytest.mark.integration  # real training steps measured in a subprocess: make test-integration
 
 CASES = {
     "full fine-tune, fp32": dict(full_finetune=True),

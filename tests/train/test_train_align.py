@@ -26,6 +26,7 @@ def test_alignment_drives_the_caption_loss_down_with_stories260k_frozen(make_con
     assert all(k.startswith("projectors.image") for k in stored)
 
 
+@pytest.mark.integration  # a training subprocess killed and resumed: make test-integration
 def test_sigkill_mid_run_then_resume_gives_the_uninterrupted_weights(make_config, tmp_path):
     import os
     import signal

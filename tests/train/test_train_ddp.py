@@ -14,6 +14,7 @@ from anymal.checkpoint import read_trainable_state
 from anymal.train import train
 
 
+@pytest.mark.integration  # two torchrun processes: make test-integration
 @pytest.mark.skipif(
     shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),
     reason="torchrun is not installed",

@@ -26,7 +26,10 @@ WORKER = Path(__file__).with_name("fsdp_worker.py")
 # LoRA dropout off: dropout draws from each process's RNG, so sharded and single runs would differ by design
 INSTRUCT = ("stage=instruct", "lora.rank=4", "lora.target_modules=[q_proj,v_proj]", "lora.lr=5e-3", "lora.dropout=0")
 
-pytestmark = pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun is not installed")
+pytestmark = [
+    pytest.mark.integration,  # two torchrun processes per run: make test-integration
+    pytest.mark.skipif(not os.path.exists(TORCHRUN), reason="torchrun is not installed"),
+]
 
 
 def _fsdp(config_path: Path, *extra: str, port: int) -> subprocess.CompletedProcess:

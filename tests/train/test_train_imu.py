@@ -24,6 +24,7 @@ from anymal.train.pretrain import load_pretrain_config, run_pretraining
 REPO = Path(__file__).resolve().parents[2]
 BASIC_MOTIONS = "imu/BasicMotions_TRAIN.npz"
 PRETRAIN_CONFIG = REPO / "configs" / "pretrain" / "imu_contrastive_tiny.yaml"
+pytestmark = pytest.mark.integration  # the whole recipe: pretrain, align, caption (make test-integration)
 RATE = 10.0  # BasicMotions: 10 Hz, 100 samples (10 s) per recording
 
 ACTIVITY = {"Standing": "standing", "Walking": "walking", "Running": "running", "Badminton": "playing badminton"}
