@@ -11,9 +11,9 @@ from anymal.train import train
 
 
 @pytest.fixture(scope="module")
-def instruct_run(tmp_path_factory, make_config):
+def instruct_run(tmp_path_factory, make_toy_config):
     folder = tmp_path_factory.mktemp("instruct")
-    config = make_config(
+    config = make_toy_config(
         folder,
         "stage=instruct",
         "max_steps=8",
@@ -34,7 +34,7 @@ def test_qlora_adapter_is_saved_in_peft_format_and_trained(instruct_run):
     weights = load_file(adapter / "adapter_model.safetensors")
     lora_b = [v for k, v in weights.items() if "lora_B" in k]
     assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # B starts at zero: non-zero means it learned
-    stored = load_file(final / "plugins" / "image" / "projector.safetensors")
+    stored = load_file(final / "plugins" / "toy" / "projector.safetensors")
     assert stored and not any("lora" in k for k in stored)  # LoRA lives in adapter/, not with the projector
     assert not (final / "model.safetensors").exists()
     assert result.steps == 8
