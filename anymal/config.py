@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -66,14 +67,44 @@ def config_from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "")
         raise ConfigError(f"{where or cls.__name__}: {exc}") from None
 
 
+def merge_overrides(*layers: dict[str, Any], overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Mappings merged left to right (OmegaConf), then ``key=value`` dot-list ``overrides``; interpolations
+    (``${seed}``) resolved. Not validated yet: :func:`config_from_dict` does that against the schema."""
+    bad = [item for item in overrides if "=" not in item]
+    if bad:
+        raise ConfigError(f"overrides {bad}: expected key=value")
+    try:
+        merged = OmegaConf.merge(
+            *(OmegaConf.create(layer) for layer in layers), OmegaConf.from_dotlist(list(overrides))
+        )
+        return cast(dict[str, Any], OmegaConf.to_container(merged, resolve=True))  # a merge of mappings is one
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"overrides: {str(exc).splitlines()[0]}") from None
+
+
+def load_config(
+    cls: type[T],
+    path: str | os.PathLike | None = None,
+    overrides: Sequence[str] = (),
+    what: str = "config",
+    where: str = "",
+) -> T:
+    """The one way anymal reads a config file: YAML (or JSON) as a partial override of dataclass ``cls``, then
+    ``key=value`` overrides, then typed validation that names the bad key. Train, plan and the demo all use it."""
+    data = read_yaml_mapping(path, what) if path is not None else {}
+    return config_from_dict(cls, merge_overrides(data, overrides=overrides), where)
+
+
+def check_choice(value: Any, choices: Sequence[Any], field_name: str, error: type[Exception] = ConfigError) -> None:
+    """Raises ``error`` (ConfigError by default) saying ``field=value: expected one of a, b, c`` unless ``value``
+    is one of ``choices``: the one choice validator of anymal and its plugins."""
+    if value not in choices:
+        raise error(f"{field_name}={value!r}: expected one of {', '.join(map(str, choices))}")
+
+
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     """A plain JSON-able dict of a config dataclass (nested dataclasses included)."""
     return dataclasses.asdict(cfg)
-
-
-def _check_choice(value: str, choices: tuple[str, ...], field_name: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"{field_name}={value!r}: expected one of {', '.join(choices)}")
 
 
 @dataclass
@@ -86,9 +117,9 @@ class QuantizationConfig:
     compute_dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        _check_choice(self.mode, QUANTIZATION_MODES, "quantization.mode")
-        _check_choice(self.quant_type, ("nf4", "fp4"), "quantization.quant_type")
-        _check_choice(self.compute_dtype, ("float32", "bfloat16", "float16"), "quantization.compute_dtype")
+        check_choice(self.mode, QUANTIZATION_MODES, "quantization.mode")
+        check_choice(self.quant_type, ("nf4", "fp4"), "quantization.quant_type")
+        check_choice(self.compute_dtype, ("float32", "bfloat16", "float16"), "quantization.compute_dtype")
 
 
 @dataclass
@@ -105,7 +136,7 @@ class LLMConfig:
     pad_to_multiple_of: int | None = None
 
     def __post_init__(self) -> None:
-        _check_choice(self.dtype, DTYPES, "llm.dtype")
+        check_choice(self.dtype, DTYPES, "llm.dtype")
 
 
 @dataclass

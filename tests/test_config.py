@@ -61,3 +61,29 @@ def test_config_from_dict_rejects_non_mapping():
     with pytest.raises(ConfigError, match="expected a mapping"):
         config_from_dict(QuantizationConfig, ["4bit"], "quantization")
     assert json.loads(json.dumps(AnyMALConfig().to_dict()))["llm"]["dtype"] == "float32"
+
+
+def test_train_plan_and_demo_read_configs_through_one_loader():
+    """One loader (YAML + key=value overrides + typed validation): the same override mistake gets the same message
+    from the training, planning and demo configs."""
+    from anymal.plan.config import load_plan_config
+    from anymal.train import load_train_config
+    from anymal_demo.settings import load_settings
+
+    for load in (
+        lambda o: load_train_config(None, o),
+        lambda o: load_plan_config(None, o),
+        lambda o: load_settings(True, overrides=o),
+    ):
+        with pytest.raises(ConfigError, match=r"overrides \['lr'\]: expected key=value"):
+            load(["lr"])
+
+
+def test_one_choice_validator_names_field_value_and_choices():
+    from anymal.config import check_choice
+    from anymal.train.config import TrainConfig
+
+    with pytest.raises(ConfigError, match=r"stage='pretrain': expected one of align, instruct"):
+        TrainConfig(stage="pretrain")
+    with pytest.raises(ValueError, match=r"mode='2bit': expected one of none, 8bit, 4bit"):
+        check_choice("2bit", ("none", "8bit", "4bit"), "mode", error=ValueError)

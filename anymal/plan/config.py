@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from anymal.config import config_from_dict, read_yaml_mapping
+from anymal.config import check_choice, config_from_dict, merge_overrides, read_yaml_mapping
 from anymal.errors import ConfigError
 from anymal.plan.arch import LINEAR_NAMES, Arch, resolve_arch
 
@@ -22,11 +21,6 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 QUANTIZATION = ("none", "8bit", "4bit")
 OPTIMIZERS = ("adamw", "adamw_8bit")
 DEVICES = ("cuda", "cpu")
-
-
-def _choice(value: str, choices: tuple[str, ...] | dict, name: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(choices)}")
 
 
 @dataclass
@@ -85,7 +79,7 @@ class ModalityLoad:
     feature_dim: int = 0
 
     def __post_init__(self) -> None:
-        _choice(self.encoder_dtype, DTYPE_BYTES, "encoder_dtype")
+        check_choice(self.encoder_dtype, DTYPE_BYTES, "encoder_dtype")
         for name in ("tokens_per_item", "items_per_example", "projector_params", "encoder_params"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)}: expected a non-negative number")
@@ -149,12 +143,12 @@ class PlanConfig:
     budget_gib: float = 80.0
 
     def __post_init__(self) -> None:
-        _choice(self.quantization, QUANTIZATION, "quantization")
-        _choice(self.quant_type, ("nf4", "fp4"), "quant_type")
-        _choice(self.compute_dtype, DTYPE_BYTES, "compute_dtype")
-        _choice(self.trainable_dtype, DTYPE_BYTES, "trainable_dtype")
-        _choice(self.optimizer, OPTIMIZERS, "optimizer")
-        _choice(self.device, DEVICES, "device")
+        check_choice(self.quantization, QUANTIZATION, "quantization")
+        check_choice(self.quant_type, ("nf4", "fp4"), "quant_type")
+        check_choice(self.compute_dtype, DTYPE_BYTES, "compute_dtype")
+        check_choice(self.trainable_dtype, DTYPE_BYTES, "trainable_dtype")
+        check_choice(self.optimizer, OPTIMIZERS, "optimizer")
+        check_choice(self.device, DEVICES, "device")
         if self.quant_blocksize not in (32, 64, 128, 256, 512, 1024, 2048, 4096):
             raise ConfigError(f"quant_blocksize={self.quant_blocksize}: expected a power of two from 32 to 4096")
         unknown = [t for t in self.lora_targets if t not in LINEAR_NAMES]
@@ -190,21 +184,7 @@ class PlanConfig:
 
 def plan_config_from_dict(data: dict[str, Any] | None, overrides: list[str] | tuple[str, ...] = ()) -> PlanConfig:
     """A validated :class:`PlanConfig` from a (partial) dict plus ``key=value`` overrides."""
-    merged: dict[str, Any] = dict(data or {})
-    if overrides:
-        bad = [o for o in overrides if "=" not in o]
-        if bad:
-            raise ConfigError(f"overrides {bad}: expected key=value")
-        try:
-            merged = cast(  # a merge of two mappings is a mapping
-                dict[str, Any],
-                OmegaConf.to_container(
-                    OmegaConf.merge(OmegaConf.create(merged), OmegaConf.from_dotlist(list(overrides)))
-                ),
-            )
-        except OmegaConfBaseException as exc:
-            raise ConfigError(f"overrides: {str(exc).splitlines()[0]}") from None
-    return config_from_dict(PlanConfig, merged, "")
+    return config_from_dict(PlanConfig, merge_overrides(dict(data or {}), overrides=overrides), "")
 
 
 def load_plan_config(path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> PlanConfig:

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from anymal.config import AnyMALConfig, config_from_dict, config_to_dict, read_yaml_mapping
+from anymal.config import (
+    AnyMALConfig,
+    check_choice,
+    config_from_dict,
+    config_to_dict,
+    merge_overrides,
+    read_yaml_mapping,
+)
 from anymal.errors import ConfigError
 from anymal.lora import DEFAULT_TARGETS
 
@@ -87,12 +92,9 @@ class TrainConfig:
     group_by_modality: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.stage not in STAGES:
-            raise ConfigError(f"stage={self.stage!r}: expected one of {', '.join(STAGES)}")
-        if self.on_error not in ("skip", "raise"):
-            raise ConfigError(f"on_error={self.on_error!r}: expected 'skip' or 'raise'")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ConfigError(f"mixed_precision={self.mixed_precision!r}: expected no, bf16 or fp16")
+        check_choice(self.stage, STAGES, "stage")
+        check_choice(self.on_error, ("skip", "raise"), "on_error")
+        check_choice(self.mixed_precision, ("no", "bf16", "fp16"), "mixed_precision")
         _check_init_from(self.init_from)
         if self.max_consecutive_skips < 0:
             raise ConfigError(f"max_consecutive_skips={self.max_consecutive_skips}: expected 0 (no limit) or more")
@@ -143,15 +145,9 @@ def _check_model_beside_init_from(model: dict[str, Any]) -> None:
 
 
 def read_config_dict(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
-    """A YAML file merged with ``key=value`` overrides (OmegaConf), interpolations resolved; not yet validated."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        data = read_yaml_mapping(path)
-    try:
-        merged = OmegaConf.merge(OmegaConf.create(data), OmegaConf.from_dotlist(list(overrides or [])))
-        return cast(dict[str, Any], OmegaConf.to_container(merged, resolve=True))  # a merge of mappings
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"overrides: {exc}") from None
+    """A YAML file merged with ``key=value`` overrides, interpolations resolved; not yet validated."""
+    data = read_yaml_mapping(path) if path is not None else {}
+    return merge_overrides(data, overrides=list(overrides or []))
 
 
 def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:

@@ -1,7 +1,7 @@
 """The demo's own settings (world size, stand-in LM, per-stage overrides, evaluation), from ``configs/demo.yaml``.
 
 The file holds the full run's settings and, under ``quick:``, what ``--quick`` changes; OmegaConf merges the two and
-the typed dataclasses below validate the result, as everywhere else in anymal.
+the typed dataclasses below validate the result, through anymal's one config loader (``anymal.config``).
 """
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from anymal.config import config_from_dict
+from anymal.config import config_from_dict, merge_overrides
 from anymal.errors import ConfigError
 from anymal_demo.language import LanguageModelConfig
 from anymal_demo.stages import CONFIG_DIR, read_yaml
@@ -84,9 +82,5 @@ def load_settings(
     """Reads ``demo.yaml`` (merging its ``quick:`` section when ``quick``) and ``key=value`` overrides."""
     data = read_yaml(config_dir / "demo.yaml")
     quick_part = data.pop("quick", {}) or {}
-    merged = OmegaConf.merge(
-        OmegaConf.create(data),
-        OmegaConf.create(quick_part if quick else {}),
-        OmegaConf.from_dotlist(list(overrides or [])),
-    )
-    return config_from_dict(DemoSettings, OmegaConf.to_container(merged, resolve=True), "demo.yaml")
+    merged = merge_overrides(data, quick_part if quick else {}, overrides=list(overrides or []))
+    return config_from_dict(DemoSettings, merged, "demo.yaml")

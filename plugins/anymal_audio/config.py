@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from anymal.config import PluginConfig
+from anymal.config import PluginConfig, check_choice
 from anymal.errors import ConfigError
 
 BACKENDS = ("hf", "laion_clap")
@@ -14,11 +14,6 @@ PADDINGS = ("repeatpad", "repeat", "pad")
 FEATURES = ("pooled", "sequence")
 PROJECTORS = ("linear", "mlp")
 DTYPES = ("float32", "bfloat16", "float16")
-
-
-def _choice(value: str, choices: tuple[str, ...], name: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"audio.{name}={value!r}: expected one of {', '.join(choices)}")
 
 
 @dataclass
@@ -78,12 +73,12 @@ class AudioPluginConfig(PluginConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _choice(self.backend, BACKENDS, "backend")
-        _choice(self.truncation, TRUNCATIONS, "truncation")
-        _choice(self.padding, PADDINGS, "padding")
-        _choice(self.features, FEATURES, "features")
-        _choice(self.projector, PROJECTORS, "projector")
-        _choice(self.dtype, DTYPES, "dtype")
+        check_choice(self.backend, BACKENDS, "audio.backend")
+        check_choice(self.truncation, TRUNCATIONS, "audio.truncation")
+        check_choice(self.padding, PADDINGS, "audio.padding")
+        check_choice(self.features, FEATURES, "audio.features")
+        check_choice(self.projector, PROJECTORS, "audio.projector")
+        check_choice(self.dtype, DTYPES, "audio.dtype")
         if self.backend == "laion_clap" and not self.encoder:
             raise ConfigError("audio.encoder: backend='laion_clap' needs the path of a LAION-CLAP .pt checkpoint")
         for name in ("sampling_rate", "hop_length", "fft_window_size", "projector_hidden_dim"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from anymal.config import PluginConfig
+from anymal.config import PluginConfig, check_choice
 from anymal.errors import ConfigError
 
 ENCODER_TYPES = ("conv_gru", "conv_attention", "patch_transformer")
@@ -32,11 +32,6 @@ ARCH_FIELDS = (
     "patch_size",
 )
 SIGNAL_FIELDS = ("sample_rate", "window_samples", "normalization", "channel_mean", "channel_std", "min_std")
-
-
-def _choice(value: str, choices: tuple[str, ...], name: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(choices)}")
 
 
 def _positive(value: float, name: str) -> None:
@@ -108,10 +103,10 @@ class IMUPluginConfig(PluginConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _choice(self.encoder_type, ENCODER_TYPES, "encoder_type")
-        _choice(self.normalization, NORMALIZATIONS, "normalization")
-        _choice(self.missing_gyro, MISSING_GYRO_POLICIES, "missing_gyro")
-        _choice(self.projector_input, PROJECTOR_INPUTS, "projector_input")
+        check_choice(self.encoder_type, ENCODER_TYPES, "encoder_type")
+        check_choice(self.normalization, NORMALIZATIONS, "normalization")
+        check_choice(self.missing_gyro, MISSING_GYRO_POLICIES, "missing_gyro")
+        check_choice(self.projector_input, PROJECTOR_INPUTS, "projector_input")
         _positive(self.sample_rate, "sample_rate")
         _positive(self.min_std, "min_std")
         if self.default_sample_rate is not None:

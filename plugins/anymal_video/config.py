@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from anymal.config import check_choice
 from anymal.errors import ConfigError
 from anymal_image.config import ImagePluginConfig
 
@@ -67,10 +68,10 @@ class VideoPluginConfig(ImagePluginConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _choice(self.sampling, SAMPLING_METHODS, "sampling")
-        _choice(self.decoder, DECODERS, "decoder")
-        _choice(self.aggregation, AGGREGATIONS, "aggregation")
-        _choice(self.projector, PROJECTORS, "projector")
+        check_choice(self.sampling, SAMPLING_METHODS, "sampling")
+        check_choice(self.decoder, DECODERS, "decoder")
+        check_choice(self.aggregation, AGGREGATIONS, "aggregation")
+        check_choice(self.projector, PROJECTORS, "projector")
         if self.num_frames < 1:
             raise ConfigError(f"num_frames={self.num_frames}: expected at least 1 frame per clip")
         if not self.sample_fps > 0:
@@ -87,8 +88,3 @@ class VideoPluginConfig(ImagePluginConfig):
             raise ConfigError(f"projector_hidden_dim={self.projector_hidden_dim}: expected >= 1 or None (llm_dim)")
         if self.frames_per_forward is not None and self.frames_per_forward < 1:
             raise ConfigError(f"frames_per_forward={self.frames_per_forward}: expected >= 1 or None (all at once)")
-
-
-def _choice(value: str, choices: tuple[str, ...], field_name: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"{field_name}={value!r}: expected one of {', '.join(choices)}")
