@@ -14,8 +14,8 @@ import yaml
 from anymal.config import (
     AnyMALConfig,
     check_choice,
-    config_from_dict,
     config_to_dict,
+    load_config,
     merge_overrides,
     read_yaml_mapping,
 )
@@ -152,8 +152,7 @@ def read_config_dict(path: str | Path | None, overrides: list[str] | None = None
 
 def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Reads a YAML config, applies ``key=value`` overrides and validates everything (model config included)."""
-    data = read_config_dict(path, overrides)
-    config = config_from_dict(TrainConfig, data)
+    config = load_config(TrainConfig, path, list(overrides or []))
     if config.model:
         config.model_config()  # fail on a bad model section before anything loads
     if config.init_from:
