@@ -28,6 +28,9 @@ from anymal.registry import get_plugin
 
 T = TypeVar("T")
 
+# LoRA's default target modules: every linear layer of a LLaMA block, as QLoRA (Dettmers et al. 2023) recommends.
+# The one default of training (LoRASpec), the planner (PlanConfig.lora_targets) and anymal.lora.add_lora.
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DTYPES = ("float32", "bfloat16", "float16", "auto")
 QUANTIZATION_MODES = ("none", "8bit", "4bit")
 

@@ -11,12 +11,11 @@ from pathlib import Path
 
 from torch import nn
 
+from anymal.config import LORA_TARGETS
 from anymal.errors import ConfigError
 from anymal.hf_compat import peft_internal_deprecations_silenced
 
-# Every linear layer of a LLaMA block, as QLoRA (Dettmers et al. 2023) recommends: the one default anymal uses for
-# training (LoRASpec), the planner and this function.
-DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+DEFAULT_TARGETS = LORA_TARGETS  # every linear layer of a LLaMA block (see anymal.config.LORA_TARGETS)
 
 
 def has_lora(llm: nn.Module) -> bool:

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from omegaconf import OmegaConf
 
-from anymal.config import check_choice, config_from_dict, merge_overrides, read_yaml_mapping
+from anymal.config import LORA_TARGETS, check_choice, config_from_dict, merge_overrides, read_yaml_mapping
 from anymal.errors import ConfigError
 from anymal.plan.arch import LINEAR_NAMES, Arch, resolve_arch
 
@@ -127,7 +127,7 @@ class PlanConfig:
     kbit_prepare: bool = True
     full_finetune: bool = False
     lora_rank: int = 0
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    lora_targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
     lora_dropout: float = 0.0
     modalities: dict[str, ModalityLoad] = field(default_factory=dict)
     text_tokens: int = 256

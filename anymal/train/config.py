@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from anymal.config import (
+    LORA_TARGETS,
     AnyMALConfig,
     check_choice,
     config_to_dict,
@@ -20,7 +21,6 @@ from anymal.config import (
     read_yaml_mapping,
 )
 from anymal.errors import ConfigError
-from anymal.lora import DEFAULT_TARGETS
 
 STAGES = ("align", "instruct")
 
@@ -45,7 +45,7 @@ class LoRASpec:
     rank: int = 0
     alpha: int = 16
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGETS))
+    target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
     lr: float | None = None
 
 
