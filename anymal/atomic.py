@@ -103,3 +103,28 @@ def atomic_write_file(path: str | os.PathLike, write: Callable[[Path], None]) ->
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def create_dir_once(target: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """``target`` if it exists, else ``write(tmp)`` into a temporary sibling renamed to ``target``.
+
+    Safe for several processes creating the same folder at once (e.g. a cache of tiny models built by each rank):
+    the first rename wins, the others discard their copy. Temporaries of other writers are left alone.
+    """
+    target = Path(target)
+    if target.is_dir():
+        return target
+    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir(parents=True)
+    try:
+        write(tmp)
+        _fsync_tree(tmp)
+        os.replace(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not target.is_dir():
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from anymal.atomic import create_dir_once
 from anymal.config import AnyMALConfig, LLMConfig, PluginConfig, QuantizationConfig, config_from_dict, config_to_dict
 from anymal.errors import ConfigError, InputError
 from anymal.fingerprint import fingerprint_module
@@ -120,21 +119,6 @@ def train_tiny_tokenizer(corpus: str = TINY_CORPUS, vocab_size: int = 320):
     )
 
 
-def _atomic_folder(target: Path, write) -> Path:
-    if target.is_dir():
-        return target
-    tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir(parents=True)
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not target.is_dir():
-            raise
-    return target
-
-
 def tiny_llm_folder(tokenizer: str | os.PathLike | None = None, seed: int = 0, **overrides: Any) -> Path:
     """A local HF folder with a random tiny LLaMA and a tokenizer (the real LLaMA-2 one if ``tokenizer`` names it)."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -162,7 +146,7 @@ def tiny_llm_folder(tokenizer: str | os.PathLike | None = None, seed: int = 0, *
         model.save_pretrained(str(folder))
         tok.save_pretrained(str(folder))
 
-    return _atomic_folder(cache_dir() / f"llama-{key}", write)
+    return create_dir_once(cache_dir() / f"llama-{key}", write)
 
 
 def tiny_anymal(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from anymal.atomic import atomic_write_file
 from anymal.config import config_to_dict
 from anymal.errors import AnyMALError
 from anymal.fingerprint import fingerprint_module
@@ -95,10 +95,8 @@ class FeatureCache:
 
     def put(self, modality: str, ref, features: Any) -> None:
         path = self.path(modality, ref)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-        save_file(_flatten(features), str(tmp))
-        os.replace(tmp, path)
+        flat = _flatten(features)
+        atomic_write_file(path, lambda tmp: save_file(flat, str(tmp)))
         self.writes += 1
 
     def precompute(self, examples: Iterable, batch_size: int = 8, show_progress: bool = True) -> dict[str, int]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from anymal.atomic import atomic_write_file
 from anymal.errors import CheckpointError
 from anymal_imu.config import IMUPluginConfig
 from anymal_imu.encoder import IMUEncoder, init_encoder
@@ -34,15 +34,7 @@ def save_encoder(
     if extra:
         metadata["info"] = json.dumps(extra, sort_keys=True)
     tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in encoder.state_dict().items()}
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_file(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
