@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -98,7 +98,7 @@ def load_config(
     return config_from_dict(cls, merge_overrides(data, overrides=overrides), where)
 
 
-def check_choice(value: Any, choices: Sequence[Any], field_name: str, error: type[Exception] = ConfigError) -> None:
+def check_choice(value: Any, choices: Collection[Any], field_name: str, error: type[Exception] = ConfigError) -> None:
     """Raises ``error`` (ConfigError by default) saying ``field=value: expected one of a, b, c`` unless ``value``
     is one of ``choices``: the one choice validator of anymal and its plugins."""
     if value not in choices:
