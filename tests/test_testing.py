@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import anymal
+import anymal.testing
 from anymal import InputError
 from anymal.config import AnyMALConfig
 from anymal.testing import (
@@ -40,6 +41,8 @@ def test_the_locator_follows_anymal_assets_when_called(one_folder_assets, monkey
     assert str(one_folder_assets / "audio" / "jfk.flac") in message and "ANYMAL_ASSETS" in message
     with pytest.raises(pytest.skip.Exception, match="holds 0 match"):
         require_asset("images", "*.flac")
+    stories = anymal.testing.STORIES260K  # the older module-level names follow ANYMAL_ASSETS too
+    assert stories == one_folder_assets / "models" / "stories260K_hf"
     monkeypatch.delenv("ANYMAL_ASSETS")
     assert assets_dir() == DEFAULT_ASSETS
 
