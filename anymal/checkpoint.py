@@ -33,6 +33,7 @@ import anymal
 from anymal.atomic import atomic_dir, recover_dir
 from anymal.errors import CheckpointError
 from anymal.fingerprint import fingerprint_folder, fingerprint_module
+from anymal.pickles import refuse_pickles
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -196,6 +197,7 @@ def _read_llm_record(prints: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def _read_plugin_folder(folder: Path, name: str, fallback_llm: dict[str, Any] | None = None) -> PluginRecord:
+    refuse_pickles(folder)
     config = _read_json(folder / CONFIG_NAME)
     prints_path = folder / FINGERPRINTS_NAME
     prints = _read_json(prints_path) if prints_path.is_file() else {}
@@ -210,6 +212,7 @@ def _read_top(folder: Path) -> dict[str, Any]:
     recover_dir(folder)  # a save killed between its two renames left the previous version aside
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: no such checkpoint folder")
+    refuse_pickles(folder)  # e.g. a planted adapter/adapter_model.bin that PEFT would unpickle
     top = _read_json(folder / CONFIG_NAME)
     if top.get("format") != FORMAT:
         raise CheckpointError(f'{folder / CONFIG_NAME}: not an anymal config (no "format": "anymal")')

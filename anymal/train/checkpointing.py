@@ -1,5 +1,8 @@
 """Resumable training state: trainable weights, optimiser, scheduler, RNG and data position, written atomically.
 
+Nothing is pickled: weights in safetensors, the rest through :mod:`anymal.tree_io` (JSON + safetensors), so
+resuming from a run folder someone else wrote cannot run code.
+
 Weights and optimiser state are stored whole (gathered from every rank under FSDP2, see
 :mod:`anymal.train.sharded`), so every rank calls the save and load functions and only the main process writes.
 """
@@ -18,14 +21,17 @@ from safetensors.torch import load_file, save_file
 
 from anymal.atomic import atomic_dir
 from anymal.errors import CheckpointError
+from anymal.pickles import refuse_pickles
 from anymal.train.sharded import (
     full_optimizer_state,
     full_trainable_state,
     load_full_optimizer_state,
     load_full_trainable_state,
 )
+from anymal.tree_io import load_tree, save_tree
 
 STATE_DIR = "checkpoints"
+TRAINING_STATE = "training_state"  # training_state.json + .safetensors: optimiser, scheduler, RNG (no pickle)
 
 
 def rng_state() -> dict[str, Any]:
@@ -53,9 +59,8 @@ def save_training_state(
         return target
     with atomic_dir(target) as tmp:
         save_file(weights, str(tmp / "trainable.safetensors"))
-        torch.save(
-            {"optimizer": optimizer_state, "scheduler": scheduler.state_dict(), "rng": rng_state()},
-            tmp / "optimizer.pt",
+        save_tree(
+            {"optimizer": optimizer_state, "scheduler": scheduler.state_dict(), "rng": rng_state()}, tmp, TRAINING_STATE
         )
         (tmp / "state.json").write_text(json.dumps({"step": step}) + "\n")
     for old in sorted(p for p in root.iterdir() if p.name.startswith("step-"))[:-keep_last]:
@@ -73,12 +78,15 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 def load_training_state(path: Path, model, optimizer, scheduler) -> int:
     """Restores everything saved by :func:`save_training_state` (every rank calls it); returns the step to resume."""
+    refuse_pickles(path)
     try:
         weights = load_file(str(path / "trainable.safetensors"))
-        extra = torch.load(path / "optimizer.pt", weights_only=False)
         step = json.loads((path / "state.json").read_text())["step"]
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: cannot resume from this checkpoint ({exc})") from None
+    extra = load_tree(path, TRAINING_STATE)
+    if not isinstance(extra, dict) or not {"optimizer", "scheduler", "rng"} <= set(extra):
+        raise CheckpointError(f"{path / TRAINING_STATE}.json: expected optimizer, scheduler and rng states")
     try:
         load_full_trainable_state(model, weights, str(path))
     except KeyError as exc:
