@@ -309,7 +309,7 @@ def _check(condition: bool, message: str) -> None:
         raise AssertionError(message)
 
 
-def check_plugin_contract(plugin: str | type, llm_dim: int = 32, atol: float = 1e-5) -> None:
+def check_plugin_contract(plugin: str | type[ModalityPlugin], llm_dim: int = 32, atol: float = 1e-5) -> None:
     """Runs one plugin through the contract the core relies on; raises ``AssertionError`` naming what failed.
 
     Checks: config round trip; deterministic encoder; shapes and dtypes; frozen encoder / trainable projector;
@@ -379,7 +379,7 @@ def check_plugin_contract(plugin: str | type, llm_dim: int = 32, atol: float = 1
 
 
 # --- golden manifests ----------------------------------------------------------------------------------------------
-def plugin_manifest(plugin: str | type, llm_dim: int = 32, seed: int = 0) -> dict[str, Any]:
+def plugin_manifest(plugin: str | type[ModalityPlugin], llm_dim: int = 32, seed: int = 0) -> dict[str, Any]:
     """What a plugin's ``tiny_config()`` builds, for a committed golden file that catches silent changes.
 
     The projector's parameter names and shapes, the encoder's parameter count, and the mean and standard deviation

@@ -10,7 +10,7 @@ import torch
 
 from anymal import AnyMAL, CheckpointError, ConfigError, InputError
 from anymal.pretrained import compose_pretrained
-from anymal.testing import STORIES260K, tiny_anymal, tiny_llm_folder
+from anymal.testing import tiny_anymal, tiny_llm_folder
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 V1_CHECKPOINT = FIXTURES / "checkpoint_v1_image_imu"
@@ -122,13 +122,11 @@ def test_an_unknown_plugin_or_listed_but_missing_folder_is_named(aligned, tmp_pa
         AnyMAL.from_pretrained(broken)
 
 
-def test_a_checkpoint_in_the_single_file_layout_still_loads_and_generates_the_same(tmp_path):
+def test_a_checkpoint_in_the_single_file_layout_still_loads_and_generates_the_same(tmp_path, stories260k_path):
     """The fixture was written by anymal before per-plugin folders (format version 1); its greedy output was
     recorded then. It loads, generates the same tokens, and re-saves in today's layout bit-exact."""
-    if not STORIES260K.is_dir():
-        pytest.skip(f"{STORIES260K} is absent (the shared assets)")
     expected = json.loads((FIXTURES / "checkpoint_v1_image_imu.expected.json").read_text())
-    model = AnyMAL.from_pretrained(V1_CHECKPOINT, llm_path=str(STORIES260K))
+    model = AnyMAL.from_pretrained(V1_CHECKPOINT, llm_path=str(stories260k_path))
     assert model.modality_names == ["image", "imu"]
     image = model.plugins["image"].example_inputs()[0]
     imu = model.plugins["imu"].example_inputs()[0]

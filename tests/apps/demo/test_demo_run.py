@@ -48,6 +48,7 @@ def _reload_and_generate(out):
     assert text.strip()
 
 
+@pytest.mark.integration  # about 2 minutes: make test-integration (CI runs it after make test)
 def test_quick_demo_learns_far_above_chance(tmp_path):
     from anymal_demo import run_demo
 

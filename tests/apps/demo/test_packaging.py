@@ -159,7 +159,7 @@ def test_installed_wheel_loads_settings_and_writes_a_world(installed, tmp_path):
         assert "--quick" in _run(command, cwd).stdout
 
 
-@pytest.mark.slow
+@pytest.mark.integration  # the quick demo from the installed wheel: make test-integration
 def test_installed_wheel_runs_the_quick_demo(installed, tmp_path):
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
