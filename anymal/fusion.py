@@ -7,6 +7,7 @@ right for training) into ``inputs_embeds``, ``attention_mask`` and ``labels``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +24,55 @@ class FusedInputs:
     inputs_embeds: torch.Tensor
     attention_mask: torch.Tensor
     labels: torch.Tensor | None = None
+
+
+def as_int_rows(rows: Sequence[Sequence[object]], what: str = "input_ids") -> list[list[int]]:
+    """``rows`` as lists of Python ints; a float, bool or other non-integer id is an InputError naming it.
+
+    Floats are refused rather than truncated: ``5.7`` is not a token id, and ``int()`` would silently make it 5.
+    """
+    out: list[list[int]] = []
+    for r, row in enumerate(rows):
+        if isinstance(row, torch.Tensor) and not (
+            row.is_floating_point() or row.is_complex() or row.dtype == torch.bool
+        ):
+            row = row.tolist()  # an integer tensor row: fast path
+        if isinstance(row, (str, bytes)) or not isinstance(row, (Sequence, torch.Tensor)):
+            raise InputError(f"{what} row {r}: expected a sequence of integer token ids, got {type(row).__name__}")
+        ints = []
+        for pos, token in enumerate(row):
+            try:
+                if isinstance(token, bool):
+                    raise TypeError
+                # int, numpy integers, 0-d integer tensors; never floats
+                ints.append(operator.index(token))  # type: ignore[arg-type]
+            except TypeError:
+                raise InputError(
+                    f"{what} row {r} position {pos}: {token!r} ({type(token).__name__}) is not a token id; "
+                    "expected integer ids"
+                ) from None
+        out.append(ints)
+    return out
+
+
+def check_token_ids(
+    rows: Sequence[Sequence[int]], vocab_size: int | None, n_modalities: int, what: str = "input_ids"
+) -> None:
+    """Every id is a vocabulary id (``0 <= id < vocab_size``) or the sentinel of one of the model's modalities."""
+    for r, row in enumerate(rows):
+        for pos, token in enumerate(row):
+            k = sentinel_index(token)
+            if k >= n_modalities:
+                raise InputError(
+                    f"{what} row {r} position {pos}: modality sentinel id {token} names modality index {k}, but "
+                    f"this model has {n_modalities} modalit{'y' if n_modalities == 1 else 'ies'}"
+                )
+            if k < 0 and (token < 0 or (vocab_size is not None and token >= vocab_size)):
+                bound = f"0 to {vocab_size - 1}" if vocab_size is not None else "a non-negative id"
+                raise InputError(
+                    f"{what} row {r} position {pos}: token id {token} is outside the LLM's vocabulary of "
+                    f"{vocab_size} ids; expected {bound}"
+                )
 
 
 def count_sentinels(rows: Sequence[Sequence[int]], n_modalities: int) -> list[int]:
@@ -57,6 +107,10 @@ def splice(
         max_length: the LLM context; a longer expanded row is an ``InputError``.
     """
     n_mod = len(modality_names)
+    weight = getattr(embed_tokens, "weight", None)
+    rows = as_int_rows(rows)
+    vocab_size = int(weight.shape[0]) if weight is not None and weight.dim() == 2 else None
+    check_token_ids(rows, vocab_size, n_mod)
     needed = count_sentinels(rows, n_mod)
     for k, name in enumerate(modality_names):
         tokens = modality_tokens[k]
@@ -64,14 +118,12 @@ def splice(
         if needed[k] != have:
             raise InputError(f"the batch references {needed[k]} {name} item(s) but {have} were encoded")
 
-    weight = getattr(embed_tokens, "weight", None)
     weight_device = weight.device if weight is not None else None
     text_dtype = weight.dtype if weight is not None and weight.is_floating_point() else None
     used = [0] * n_mod
     row_embeds: list[torch.Tensor] = []
     row_labels: list[torch.Tensor] = []
     for r, row in enumerate(rows):
-        row = [int(t) for t in row]
         pieces: list[torch.Tensor] = []
         piece_labels: list[torch.Tensor] = []
         start = 0

@@ -6,6 +6,8 @@ a list of inputs, or ``None``). Rows are left-padded, so greedy batched output e
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -14,7 +16,7 @@ import torch
 
 from anymal.config import AnyMALConfig
 from anymal.errors import InputError
-from anymal.fusion import FusedInputs
+from anymal.fusion import FusedInputs, as_int_rows
 from anymal.plugin import ModalityPlugin
 from anymal.processing import PromptEncoder, sentinel_id, unpad_rows
 from anymal.registry import entry_point_names
@@ -91,8 +93,47 @@ class GenerationHost(Protocol):
     ) -> FusedInputs: ...
 
 
+# generate() arguments that HF pops before validating model kwargs, and so appear in no signature
+_HF_EXTRA_ARGUMENTS = frozenset(
+    {"tokenizer", "assistant_tokenizer", "use_model_defaults", "past_key_values", "cache_position", "logits_to_keep"}
+)
+
+
+def _hf_generate_arguments(llm: Any) -> set[str]:
+    """Keyword arguments HF ``generate`` accepts for this LLM: GenerationConfig fields, ``generate``'s own
+    parameters, and the model kwargs its forward takes (the same sources HF's ``_validate_model_kwargs`` reads)."""
+    from transformers import GenerationConfig
+
+    names = set(GenerationConfig().to_dict()) | _HF_EXTRA_ARGUMENTS
+    base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm  # PEFT wraps the HF model
+    for fn_name in ("generate", "prepare_inputs_for_generation", "forward"):
+        fn = getattr(base, fn_name, None)
+        try:
+            names |= set(inspect.signature(fn).parameters) if fn is not None else set()
+        except (TypeError, ValueError):
+            continue
+    try:
+        from transformers.utils.generic import TransformersKwargs
+
+        names |= set(TransformersKwargs.__optional_keys__)
+    except ImportError:  # older transformers: the forward signature alone
+        pass
+    names.discard("kwargs")
+    return names
+
+
+def _unknown_keyword(model: GenerationHost, keys: Sequence[str]) -> InputError:
+    modalities = ", ".join(model.plugins) or "none"
+    plural = "s" if len(keys) > 1 else ""
+    return InputError(
+        f"generate() got unknown keyword argument{plural} {', '.join(f'{k}=' for k in keys)}: neither one of this "
+        f"model's modalities ({modalities}) nor a Hugging Face generation argument"
+    )
+
+
 def _split_generate_kwargs(model: GenerationHost, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Modality inputs (keys naming one of the model's plugins) apart from HF generation arguments."""
+    """Modality inputs (keys naming one of the model's plugins) apart from HF generation arguments; a keyword
+    that is neither (``depth=`` to a model without a depth plugin) is an InputError naming it."""
     known = set(entry_point_names())
     modal, hf = {}, {}
     for key, value in kwargs.items():
@@ -104,7 +145,51 @@ def _split_generate_kwargs(model: GenerationHost, kwargs: dict[str, Any]) -> tup
             )
         else:
             hf[key] = value
+    if hf:
+        unknown = sorted(set(hf) - _hf_generate_arguments(model.llm))
+        if unknown:
+            raise _unknown_keyword(model, unknown)
     return modal, hf
+
+
+_UNUSED_KWARGS_RE = re.compile(r"model_kwargs` are not used by the model: \[([^\]]*)\]")
+
+
+def _llm_generate(model: GenerationHost, **kwargs: Any) -> Any:
+    """``model.llm.generate``; HF's 'model_kwargs are not used' ValueError (a keyword our pre-check let through)
+    becomes the same InputError as an unknown keyword caught up front."""
+    try:
+        return model.llm.generate(**kwargs)
+    except ValueError as exc:
+        found = _UNUSED_KWARGS_RE.search(str(exc))
+        if found is None:
+            raise
+        raise _unknown_keyword(model, [k.strip(" '\"") for k in found.group(1).split(",")]) from None
+
+
+def _as_id_rows(input_ids: Any) -> torch.Tensor | list[Any]:
+    """``input_ids`` as a 2-D integer tensor or a list of rows; a float/bool tensor or a shape that is not
+    ``[batch, length]`` (or ``[length]``) is an InputError. List elements are checked by ``as_int_rows``."""
+    if isinstance(input_ids, (list, tuple)):
+        if not input_ids:
+            raise InputError("input_ids is empty: nothing to generate")
+        if all(not isinstance(row, (list, tuple, torch.Tensor)) for row in input_ids):
+            return [list(input_ids)]  # one flat row
+        return [row if isinstance(row, (list, tuple, torch.Tensor)) else [row] for row in input_ids]
+    if not isinstance(input_ids, torch.Tensor):
+        try:
+            input_ids = torch.as_tensor(input_ids)
+        except (TypeError, ValueError, RuntimeError):
+            raise InputError(
+                f"input_ids: expected a tensor or a list of rows of integer token ids, got {type(input_ids).__name__}"
+            ) from None
+    if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+        raise InputError(f"input_ids: expected integer token ids, got a {input_ids.dtype} tensor")
+    if input_ids.dim() == 1:
+        input_ids = input_ids.unsqueeze(0)
+    if input_ids.dim() != 2:
+        raise InputError(f"input_ids: expected shape [batch, length] or [length], got {list(input_ids.shape)}")
+    return input_ids
 
 
 def _rows_from_input_ids(
@@ -113,7 +198,7 @@ def _rows_from_input_ids(
     attention_mask: torch.Tensor | None,
     items: list[dict[str, list[Any]]],
 ) -> list[list[int]]:
-    rows = unpad_rows(torch.as_tensor(input_ids) if not isinstance(input_ids, list) else input_ids, attention_mask)
+    rows = as_int_rows(unpad_rows(input_ids if not isinstance(input_ids, tuple) else list(input_ids), attention_mask))
     bos = getattr(model.tokenizer, "bos_token_id", None) if model.tokenizer is not None else None
     if bos is None:
         bos = getattr(model.llm.config, "bos_token_id", None)
@@ -167,8 +252,8 @@ class GenerationMixin:
         modal_kwargs, hf_kwargs = _split_generate_kwargs(self, kwargs)
         if (prompt is None) == (input_ids is None):
             raise InputError("give exactly one of prompt= or input_ids=")
-        if isinstance(input_ids, torch.Tensor) and input_ids.dim() == 1:
-            input_ids = input_ids.unsqueeze(0)
+        if input_ids is not None:
+            input_ids = _as_id_rows(input_ids)
         # with input_ids, a batch of one takes its modality inputs unwrapped, as a single prompt would
         batched = isinstance(prompt, (list, tuple)) or (input_ids is not None and len(input_ids) > 1)
         prompts: list[Any] | None = None  # checked to be strings below
@@ -215,12 +300,12 @@ class GenerationMixin:
         fused = self.fuse(rows, batches, padding_side="left")  # also checks lengths against the LLM's context
         hf_kwargs.setdefault("pad_token_id", _pad_token_id(self))
         if batches or hf_kwargs.get("streamer") is not None:  # a streamer would see the prompt ids on the other path
-            sequences = self.llm.generate(
-                inputs_embeds=fused.inputs_embeds, attention_mask=fused.attention_mask, **hf_kwargs
+            sequences = _llm_generate(
+                self, inputs_embeds=fused.inputs_embeds, attention_mask=fused.attention_mask, **hf_kwargs
             )
         else:  # text only: the LLM's own input_ids path, exactly bare HF generate (its embeds path costs more)
             ids = _left_padded(rows, hf_kwargs["pad_token_id"] or 0, fused.attention_mask)
-            sequences = self.llm.generate(input_ids=ids, attention_mask=fused.attention_mask, **hf_kwargs)
+            sequences = _llm_generate(self, input_ids=ids, attention_mask=fused.attention_mask, **hf_kwargs)
             sequences = sequences[:, ids.shape[1] :]  # new tokens only, as the embeds path returns them
         texts: list[str] = []
         if self.tokenizer is not None:

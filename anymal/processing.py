@@ -4,6 +4,13 @@ A placeholder such as ``<image>`` in the text becomes one *sentinel id* (a negat
 token sequence; ``fusion.splice`` later replaces each sentinel by that modality's projected tokens. Keeping one id
 per item (instead of ``num_tokens`` copies of an added vocabulary token) leaves the LLM's vocabulary untouched and
 makes the placeholder/input count check trivial.
+
+Which ``<...>`` is a placeholder: ``<name>`` where ``name`` is one of the model's modalities. ``<name>`` where
+``name`` is an *installed* modality plugin that the model lacks (an entry point of the ``anymal.plugins`` group,
+or a plugin registered with ``register_plugin`` in this process) is an ``InputError``: ``<audio>`` sent to an
+image-only model would otherwise reach the LLM as plain text and be silently ignored. Every other tag (``<b>``,
+``<ref>``, ``<box>``, ``<unknown_thing>``) is ordinary text. Prompt text must be valid Unicode: a lone surrogate
+(``"\ud800"``, e.g. from a JSON ``\ud800`` escape) is an ``InputError`` naming its position.
 """
 
 from __future__ import annotations
@@ -13,13 +20,41 @@ from collections.abc import Sequence
 
 import torch
 
+from anymal import registry
 from anymal.errors import ConfigError, InputError
 from anymal.records import Turn
 
-__all__ = ["IGNORE_INDEX", "PromptEncoder", "Turn", "sentinel_id", "sentinel_index", "unpad_rows"]
+__all__ = [
+    "IGNORE_INDEX",
+    "PromptEncoder",
+    "Turn",
+    "check_unicode",
+    "sentinel_id",
+    "sentinel_index",
+    "unpad_rows",
+]
 
 IGNORE_INDEX = -100
 SENTINEL_BASE = -1000
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_TAG_RE = re.compile(r"<([a-z][a-z0-9_]*)>")
+
+
+def installed_plugin_names() -> set[str]:
+    """Names of the installed modality plugins, none of them imported: the ``anymal.plugins`` entry points plus
+    the plugins registered with ``register_plugin`` in this process."""
+    return set(registry.entry_point_names()) | set(registry._registered)
+
+
+def check_unicode(text: str, where: str = "prompt") -> None:
+    """Raises an InputError naming the position of the first lone surrogate in ``text`` (tokenizers cannot encode
+    one; it comes from a ``\\ud800`` JSON escape or ``bytes.decode(errors="surrogateescape")``)."""
+    found = _SURROGATE_RE.search(text)
+    if found is not None:
+        raise InputError(
+            f"{where}: lone surrogate U+{ord(found.group()):04X} at position {found.start()}; expected valid "
+            "Unicode text (remove it, or decode the source with errors='replace')"
+        )
 
 
 def sentinel_id(index: int) -> int:
@@ -51,8 +86,24 @@ class PromptEncoder:
         self.modality_names = list(modality_names)
         alternatives = "|".join(re.escape(n) for n in self.modality_names) or r"(?!)"
         self._placeholder_re = re.compile(rf"<({alternatives})>")
+        self._foreign: frozenset[str] | None = None  # installed plugin names the model lacks, read on first use
 
     # --- placeholders ------------------------------------------------------------------------------------
+    def check_foreign_placeholders(self, text: str, where: str = "prompt") -> None:
+        """Raises an InputError for ``<name>`` where ``name`` is an installed modality plugin the model lacks."""
+        if "<" not in text:
+            return
+        if self._foreign is None:
+            self._foreign = frozenset(installed_plugin_names()) - set(self.modality_names)
+        for match in _TAG_RE.finditer(text):
+            if match.group(1) in self._foreign:
+                name = match.group(1)
+                raise InputError(
+                    f"{where} has a <{name}> placeholder at position {match.start()} but this model has no "
+                    f"{name!r} modality; its modalities: {', '.join(self.modality_names) or 'none'}. Remove the "
+                    f"placeholder, or use a model with the {name} plugin"
+                )
+
     def count_placeholders(self, text: str) -> dict[str, int]:
         counts = dict.fromkeys(self.modality_names, 0)
         for match in self._placeholder_re.finditer(text):
@@ -65,6 +116,8 @@ class PromptEncoder:
         Modalities with no placeholder in ``text`` get theirs prepended in the model's modality order, one line
         per modality. A modality with placeholders must have exactly as many inputs as placeholders.
         """
+        check_unicode(text, where)
+        self.check_foreign_placeholders(text, where)
         found = self.count_placeholders(text)
         prefix = []
         for name in self.modality_names:
@@ -125,6 +178,9 @@ class PromptEncoder:
         first_user = next((i for i, t in enumerate(turns) if t.role == "user"), None)
         if first_user is None or not any(t.role == "assistant" for t in turns):
             raise InputError(f"{where}: a conversation needs at least one user and one assistant turn")
+        for i, turn in enumerate(turns):
+            check_unicode(turn.text, f"{where} turn {i}")
+            self.check_foreign_placeholders(turn.text, f"{where} turn {i}")
         all_text = "".join(t.text for t in turns)
         missing = self.add_missing_placeholders(all_text, counts, where)
         if missing is not all_text:  # no placeholders anywhere: put them into the first user turn
