@@ -62,7 +62,7 @@ def _pretrain(args: argparse.Namespace, overrides: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from anymal.train.config import load_train_config
+    from anymal.train.config import load_train_config, preflight
     from anymal.train.pretrain import is_pretrain_config, read_config_dict, task_overrides
 
     try:
@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.pretrain or is_pretrain_config(read_config_dict(args.config, overrides)):
             return _pretrain(args, overrides)
         config = load_train_config(args.config, args.overrides)
+        preflight(config)  # data files, checkpoints, modalities: before --dry-run answers and before a model loads
         if args.dry_run:
             print(f"config OK: stage={config.stage}, {len(config.data)} dataset(s), output_dir={config.output_dir}")
             return 0

@@ -1,10 +1,16 @@
 """The training run's config: a typed dataclass, YAML files as partial overrides, ``key=value`` last.
 
-Everything is validated before any model loads: a wrong type or an unknown key fails naming the key.
+Everything is validated before any model loads: a wrong type, an unknown key or a value out of range fails naming
+the key (``__post_init__`` of each dataclass), and :func:`preflight` then checks what needs the file system (data
+files, ``init_from`` checkpoints, ``train_modalities`` and data modalities against the model's plugins) without
+building a model. ``python -m anymal.train --dry-run`` runs both, so a config it passes does not fail on them later.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,14 +21,26 @@ from anymal.config import (
     LORA_TARGETS,
     AnyMALConfig,
     check_choice,
+    config_from_dict,
     config_to_dict,
-    load_config,
     merge_overrides,
     read_yaml_mapping,
 )
+from anymal.data.readers import READERS
 from anymal.errors import ConfigError
 
 STAGES = ("align", "instruct")
+
+
+def _check_number(value: Any, name: str, minimum: float, *, strict: bool = False, maximum: float | None = None) -> None:
+    """``name=value`` must be a finite number ``>= minimum`` (``> minimum`` with ``strict``) and below ``maximum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name}={value!r}: expected a finite number")
+    if value < minimum or (strict and value == minimum) or (maximum is not None and value >= maximum):
+        bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+        if maximum is not None:
+            bound += f" and < {maximum:g}"
+        raise ConfigError(f"{name}={value!r}: expected a value {bound}")
 
 
 @dataclass
@@ -37,6 +55,14 @@ class DataSpec:
     media_root: str | None = None
     weight: float = 1.0
 
+    def __post_init__(self) -> None:
+        check_choice(self.kind, tuple(READERS), "kind")
+        if not self.path:
+            raise ConfigError("path: empty; expected the data file")
+        if not self.caption_key:
+            raise ConfigError("caption_key: empty; expected the caption column's name")
+        _check_number(self.weight, "weight", 0, strict=True)
+
 
 @dataclass
 class LoRASpec:
@@ -47,6 +73,17 @@ class LoRASpec:
     dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
     lr: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.rank < 0:
+            raise ConfigError(f"lora.rank={self.rank}: expected 0 (LoRA off) or a positive rank")
+        if self.alpha <= 0:
+            raise ConfigError(f"lora.alpha={self.alpha}: expected a positive integer")
+        _check_number(self.dropout, "lora.dropout", 0, maximum=1)
+        if self.lr is not None:
+            _check_number(self.lr, "lora.lr", 0, strict=True)
+        if self.rank and not self.target_modules:
+            raise ConfigError("lora.target_modules: empty; expected the names of the LLM's linear layers to adapt")
 
 
 @dataclass
@@ -98,9 +135,24 @@ class TrainConfig:
         _check_init_from(self.init_from)
         if self.max_consecutive_skips < 0:
             raise ConfigError(f"max_consecutive_skips={self.max_consecutive_skips}: expected 0 (no limit) or more")
-        for name in ("max_steps", "batch_size", "grad_accum", "keep_last"):
+        for name in ("max_steps", "batch_size", "grad_accum", "keep_last", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: expected a positive integer")
+        for name in ("warmup_steps", "save_every", "eval_every", "num_workers", "seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)}: expected 0 or a positive integer")
+        _check_number(self.lr, "lr", 0, strict=True)
+        _check_number(self.weight_decay, "weight_decay", 0)
+        _check_number(self.max_grad_norm, "max_grad_norm", 0)  # 0: no clipping
+        for module, module_lr in self.module_lr.items():
+            _check_number(module_lr, f"module_lr.{module}", 0, strict=True)
+        if not self.output_dir:
+            raise ConfigError("output_dir: empty; expected a folder")
+        seen = set()
+        for name in self.train_modalities:
+            if name in seen:
+                raise ConfigError(f"train_modalities: {name!r} is listed twice")
+            seen.add(name)
 
     @property
     def modality_batches(self) -> bool:
@@ -152,7 +204,14 @@ def read_config_dict(path: str | Path | None, overrides: list[str] | None = None
 
 def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Reads a YAML config, applies ``key=value`` overrides and validates everything (model config included)."""
-    config = load_config(TrainConfig, path, list(overrides or []))
+    data = read_config_dict(path, overrides)
+    for section in ("data", "eval_data"):  # dataset entries first, so that an error names data.<i>.<key>
+        entries = data.get(section)
+        if isinstance(entries, list):
+            for i, entry in enumerate(entries):
+                if isinstance(entry, dict):
+                    config_from_dict(DataSpec, entry, f"{section}.{i}")
+    config = config_from_dict(TrainConfig, data)
     if config.model:
         config.model_config()  # fail on a bad model section before anything loads
     if config.init_from:
@@ -162,6 +221,71 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | Non
     if not config.data:
         raise ConfigError("data: give at least one dataset")
     return config
+
+
+def model_modalities(config: TrainConfig) -> list[str]:
+    """The plugin names the run's model will have, read without building it: ``model.modalities`` plus, with
+    ``init_from``, the plugins of the checkpoint(s) (their config files only; a mapping names them itself)."""
+    from anymal.checkpoint import read_checkpoint
+
+    names: list[str] = []
+    init_from = config.init_from
+    if isinstance(init_from, dict):
+        names += list(init_from)
+    elif init_from:
+        for folder in [init_from] if isinstance(init_from, str) else init_from:
+            names += list(read_checkpoint(folder).plugins)
+    names += list((config.model or {}).get("modalities") or {})
+    return list(dict.fromkeys(names))
+
+
+def _reader_modality(kind: str) -> str | None:
+    """The modality a reader assigns its media when the run gives none (``read_llava``'s ``modality="image"``)."""
+    parameter = inspect.signature(READERS[kind]).parameters.get("modality")
+    default = parameter.default if parameter is not None else None
+    return default if isinstance(default, str) else None
+
+
+def preflight(config: TrainConfig) -> None:
+    """Checks everything a run would otherwise fail on after loading its model, without loading it.
+
+    ``init_from`` checkpoints are read (config and small projector files, never the LLM); ``train_modalities``
+    and every dataset's ``modality`` must be plugins of the model; data files and media roots must exist. Called by
+    ``python -m anymal.train`` before ``--dry-run`` answers and before training starts.
+    """
+    if config.init_from:
+        folders = list(config.init_from.values()) if isinstance(config.init_from, dict) else config.init_from
+        for folder in [folders] if isinstance(folders, str) else folders:
+            if not Path(folder).is_dir():
+                raise ConfigError(f"init_from: {folder}: no such checkpoint folder")
+    modalities = model_modalities(config)
+    have = ", ".join(modalities) or "none"
+    unknown = [name for name in config.train_modalities if name not in modalities]
+    if unknown:
+        raise ConfigError(f"train_modalities: unknown {unknown}; the model's modalities are: {have}")
+    for section in ("data", "eval_data"):
+        for i, spec in enumerate(getattr(config, section)):
+            where = f"{section}.{i}"
+            if spec.kind == "pairs" and not spec.modality:
+                raise ConfigError(f"{where}.modality: kind 'pairs' needs the modality of its media (e.g. image)")
+            modality = spec.modality if spec.kind == "pairs" else _reader_modality(spec.kind)
+            if modality and modality not in modalities:
+                raise ConfigError(
+                    f"{where}.modality={modality!r} (kind {spec.kind}): not a modality of the model ({have})"
+                )
+            path = Path(spec.path).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"{where}.path: {spec.path}: no such data file")
+            if not os.access(path, os.R_OK):
+                raise ConfigError(f"{where}.path: {spec.path}: not readable (permissions)")
+            if spec.media_root and not Path(spec.media_root).expanduser().is_dir():
+                raise ConfigError(f"{where}.media_root: {spec.media_root}: no such folder")
+    output = Path(config.output_dir).expanduser()
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"output_dir: {config.output_dir} exists and is not a folder")
+    cache = Path(config.feature_cache).expanduser() if config.feature_cache else None
+    if cache is not None and cache.exists() and not cache.is_dir():
+        raise ConfigError(f"feature_cache: {config.feature_cache} exists and is not a folder")
 
 
 def save_resolved(config: TrainConfig, folder: Path) -> Path:
