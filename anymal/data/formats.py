@@ -16,9 +16,11 @@
   The i-th ``<name>`` placeholder (user turns read in order) stands for ``media[name][i]``.
 
 Rules common to all: turns alternate user/assistant, start with a user turn and end with an assistant turn, and no
-turn is empty. A modality with items but no placeholder gets its placeholders prepended to the first user turn, one
-per line (LLaVA's convention); otherwise the placeholder count must equal the item count, and placeholders may not
-appear in assistant turns.
+turn is empty. No text field (caption, turn, instruction) is longer than :data:`MAX_TEXT_CHARS` characters or holds
+a lone surrogate (a ``\\ud800`` JSON escape): either is a bad row naming the file, line and field. A modality
+with items but no placeholder gets its placeholders prepended to the first user turn, one per line (LLaVA's
+convention); otherwise the placeholder count must equal the item count, and placeholders may not appear in
+assistant turns.
 """
 
 from __future__ import annotations
@@ -31,17 +33,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anymal.data.media_refs import media_ref
+from anymal.config import check_choice
+from anymal.data.media_refs import MEDIA_ENCODINGS, media_ref
 from anymal.data.report import RowError
 from anymal.data.rows import Row
 from anymal.records import Example, MediaRef, Turn, placeholder
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+# The longest text field a row may hold, in characters: 100k characters are about 25k LLaMA tokens, six times
+# LLaMA-2's 4096-token context, so a longer caption or turn can never be trained on whole. Rows over it are bad rows
+# (reason "text_too_long") instead of a tokeniser grinding through megabytes and the batch failing far from its row.
+MAX_TEXT_CHARS = 100_000
 _ROLE_NAMES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant"}
 
 
 def _fail(row: Row, field_name: str, reason: str, problem: str) -> RowError:
     return RowError(row.source, row.line, field_name, reason, problem)
+
+
+def check_text(row: Row, field_name: str, text: str) -> None:
+    """A text field's length (at most :data:`MAX_TEXT_CHARS`) and Unicode validity, as row errors."""
+    if len(text) > MAX_TEXT_CHARS:
+        problem = f"{len(text)} characters long; expected at most {MAX_TEXT_CHARS} (anymal.data.formats.MAX_TEXT_CHARS)"
+        raise _fail(row, field_name, "text_too_long", problem)
+    found = _SURROGATE_RE.search(text)
+    if found is not None:
+        problem = f"lone surrogate U+{ord(found.group()):04X} at position {found.start()}; expected valid Unicode text"
+        raise _fail(row, field_name, "bad_text", problem)
 
 
 def get_text(row: Row, key: str, required: bool = True, what: str = "text") -> str:
@@ -53,6 +73,7 @@ def get_text(row: Row, key: str, required: bool = True, what: str = "text") -> s
         return ""
     if not isinstance(value, str):
         raise _fail(row, key, "wrong_type", f"expected {what} (a string), got {type(value).__name__}")
+    check_text(row, key, value)
     value = value.strip()
     if required and not value:
         raise _fail(row, key, "empty_field", f"empty; expected non-empty {what}")
@@ -80,6 +101,9 @@ class MediaOptions:
     media_root: str | os.PathLike | None = None
     encoding: str = "auto"
     check_files: bool = True
+
+    def __post_init__(self) -> None:
+        check_choice(self.encoding, MEDIA_ENCODINGS, "media_encoding")
 
     def refs(self, row: Row, key: str, value: Any) -> list[MediaRef]:
         values = _as_list(row, key, value)
@@ -115,6 +139,7 @@ def parse_conversation(row: Row, key: str = "conversations") -> list[Turn]:
             raise _fail(row, f"{where}.value", "missing_field", "missing; expected the turn's text")
         if not isinstance(text, str):
             raise _fail(row, f"{where}.{text_key}", "wrong_type", f"expected a string, got {type(text).__name__}")
+        check_text(row, f"{where}.{text_key}", text)
         if not text.strip():
             raise _fail(row, f"{where}.{text_key}", "empty_field", "empty turn text")
         turns.append(Turn(_ROLE_NAMES[role], text.strip()))

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from anymal.config import check_choice
 from anymal.data.report import RowError
 from anymal.data.rows import Row
 from anymal.records import MediaRef
@@ -74,6 +75,8 @@ def media_ref(
     def fail(reason: str, problem: str) -> RowError:
         return RowError(row.source, row.line, field, reason, problem)
 
+    check_choice(encoding, MEDIA_ENCODINGS, "media_encoding")
+
     if isinstance(value, dict) and ("bytes" in value or "path" in value):
         value = value.get("bytes") or value.get("path")
     if isinstance(value, bytes | bytearray | memoryview):
@@ -99,8 +102,6 @@ def media_ref(
         if not data:
             raise fail("media_unreadable", "empty inline media (0 bytes)")
         return MediaRef(data=data)
-    if encoding not in MEDIA_ENCODINGS:
-        raise ValueError(f"media_encoding={encoding!r}: expected one of {', '.join(MEDIA_ENCODINGS)}")
     path = Path(text).expanduser()
     if not path.is_absolute():
         root = Path(media_root) if media_root is not None else row.base_dir

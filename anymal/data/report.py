@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from anymal.config import check_choice
 from anymal.errors import DataError
 
 ON_ERROR = ("raise", "skip")
@@ -41,9 +42,8 @@ class RowError(DataError):
 
 
 def check_on_error(on_error: str) -> str:
-    """Validates an ``on_error`` policy name."""
-    if on_error not in ON_ERROR:
-        raise ValueError(f"on_error={on_error!r}: expected one of {', '.join(ON_ERROR)}")
+    """Validates an ``on_error`` policy name (a ConfigError naming the value and the choices)."""
+    check_choice(on_error, ON_ERROR, "on_error")
     return on_error
 
 

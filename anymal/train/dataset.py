@@ -15,6 +15,7 @@ import torch
 
 from anymal.data import Example, Mixture, read_dataset
 from anymal.errors import AnyMALError, DataError
+from anymal.llm import llm_context_length
 from anymal.registry import get_plugin
 from anymal.routing import route_example
 from anymal.train.config import DataSpec
@@ -95,6 +96,7 @@ class TrainingDataset(torch.utils.data.Dataset):
         self.plugins = model.plugins
         self.chat = chat
         self.on_error = on_error
+        self.context = llm_context_length(model.llm) if getattr(model, "llm", None) is not None else None
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -109,18 +111,46 @@ class TrainingDataset(torch.utils.data.Dataset):
             ids, labels = self.encoder.encode_conversation(
                 example.turns, counts, chat=self.chat, where=example.location
             )
+            self._check_length(ids, counts)
             if self.cache is not None:
                 return {"input_ids": ids, "labels": labels, "features": self._cached(example)}
             item_seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
             media = {}
             for name, refs in example.media.items():
                 self.plugins[name].reseed(item_seed)  # random preprocessing as a function of (seed, epoch, item)
-                media[name] = [self.plugins[name].preprocess(ref.raw()) for ref in refs]
+                media[name] = [self._preprocess(name, i, ref) for i, ref in enumerate(refs)]
         except AnyMALError as exc:
             if self.on_error == "raise":
                 raise DataError(f"{example.location}: {exc}") from exc
             return skip_marker(exc, example.location)
         return {"input_ids": ids, "labels": labels, "media": media}
+
+    def _check_length(self, ids: list[int], counts: dict[str, int]) -> None:
+        """A row longer than the LLM context (text tokens plus each item's modality tokens) is a bad row here,
+        where it names its file and line, not an error that stops the whole batch in the model."""
+        if self.context is None:
+            return
+        items = sum(n for name, n in counts.items() if name in self.plugins)
+        modality_tokens = sum(n * self.plugins[name].num_tokens for name, n in counts.items() if name in self.plugins)
+        total = len(ids) - items + modality_tokens
+        if total > self.context:
+            raise DataError(
+                f"{total} tokens ({len(ids) - items} text, {modality_tokens} modality), longer than the LLM context "
+                f"of {self.context}; shorten its text"
+            )
+
+    def _preprocess(self, name: str, i: int, ref) -> Any:
+        """One media item preprocessed; its failure (undecodable bytes, a corrupt file) names the field and the media
+        (file or inline bytes), keeping its error type, which the skip counts group by."""
+        try:
+            return self.plugins[name].preprocess(ref.raw())
+        except AnyMALError as exc:
+            message = f"field 'media.{name}[{i}]': {ref!r} cannot be used: {exc}"
+            try:
+                located = type(exc)(message)
+            except TypeError:  # an error class with another constructor
+                located = DataError(message)
+            raise located from exc
 
     def _cached(self, example: Example) -> dict[str, list]:
         features: dict[str, list] = {}
