@@ -9,6 +9,7 @@ silently half-decoded or misread clip poisons training data without anyone notic
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ from anymal.errors import InputError
 SOUNDFILE_SUFFIXES = frozenset(
     {".wav", ".wave", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".aifc", ".au", ".w64", ".rf64", ".caf"}
 )
+# Accepted sample rates in Hz: from old 4-8 kHz formats up to the 768 kHz of the fastest PCM converters. Rates
+# outside are unit mistakes (kHz for Hz) or corrupt headers, and a tiny clip at a huge rate resamples to nothing.
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 768_000
 # The most channels a 2-D array may have; above this neither axis can be the channel axis.
 MAX_CHANNELS = 16
 # Declared data sizes that streaming writers use when they do not know the length (not a truncation).
@@ -66,16 +71,37 @@ def _as_float32(array: np.ndarray, where: str) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-def _check_sample_rate(sample_rate: Any, where: str) -> int:
+def _check_sample_rate(sample_rate: Any, where: str, frames: int | None = None) -> int:
+    """A sample rate as int Hz within ``[MIN_SAMPLE_RATE, MAX_SAMPLE_RATE]``, or ``InputError`` naming it.
+
+    ``frames`` (the clip length in samples) goes into the message, since a wrong rate is often a swapped pair.
+    """
+    clip = f" (clip of {frames} samples)" if frames is not None else ""
+    expected = f"a positive integer in Hz between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE}"
     if isinstance(sample_rate, torch.Tensor) and sample_rate.numel() == 1:
         sample_rate = sample_rate.item()
     if isinstance(sample_rate, np.generic):
         sample_rate = sample_rate.item()
+    if isinstance(sample_rate, (str, bytes)):
+        raise InputError(
+            f"{where}{clip}: sample rate must be {expected}, got the string {sample_rate!r}; pass it as a number"
+        )
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float)):
-        raise InputError(f"{where}: sample rate must be a positive integer in Hz, got {sample_rate!r}")
-    if sample_rate <= 0 or not float(sample_rate).is_integer():
-        raise InputError(f"{where}: sample rate must be a positive integer in Hz, got {sample_rate!r}")
+        raise InputError(f"{where}{clip}: sample rate must be {expected}, got {sample_rate!r}")
+    if not math.isfinite(sample_rate) or sample_rate <= 0 or not float(sample_rate).is_integer():
+        raise InputError(f"{where}{clip}: sample rate must be {expected}, got {sample_rate!r}")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise InputError(
+            f"{where}{clip}: sample rate {int(sample_rate)} Hz is outside the accepted range; expected {expected}"
+            + (" (was it given in kHz?)" if sample_rate < MIN_SAMPLE_RATE else "")
+        )
     return int(sample_rate)
+
+
+def _checked_rate(wave: Waveform) -> Waveform:
+    """``wave`` if its (decoded) sample rate is within bounds; a file header can declare any rate."""
+    _check_sample_rate(wave.sample_rate, wave.source, wave.samples.shape[0])
+    return wave
 
 
 def _frames_by_channels(array: np.ndarray, where: str) -> np.ndarray:
@@ -101,15 +127,17 @@ def _frames_by_channels(array: np.ndarray, where: str) -> np.ndarray:
 
 def from_array(array: Any, sample_rate: Any, where: str = "audio array") -> Waveform:
     """A ``Waveform`` from an in-memory numpy array or torch tensor at ``sample_rate`` Hz."""
-    rate = _check_sample_rate(sample_rate, where)
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu()
+        if array.is_complex():
+            raise InputError(f"{where}: expected real-valued audio samples, got a tensor of dtype {array.dtype}")
         array = (array.float() if array.is_floating_point() else array).numpy()
     elif isinstance(array, (list, tuple)):
         array = np.asarray(array)
     if not isinstance(array, np.ndarray):
         raise InputError(f"{where}: expected a numpy array or torch tensor of samples, got {type(array).__name__}")
     samples = _frames_by_channels(_as_float32(array, where), where)
+    rate = _check_sample_rate(sample_rate, where, samples.shape[0])
     return Waveform(np.ascontiguousarray(samples), rate, where)
 
 
@@ -214,10 +242,10 @@ def _decode(source: str | bytes, where: str, suffix: str) -> Waveform:
     if suffix in SOUNDFILE_SUFFIXES or suffix == "":
         decoded = _decode_soundfile(opened(), where)
         if isinstance(decoded, Waveform):
-            return decoded
+            return _checked_rate(decoded)
         sndfile_error = decoded
     try:
-        return _decode_pyav(opened(), where)
+        return _checked_rate(_decode_pyav(opened(), where))
     except av.error.FFmpegError as exc:
         detail = getattr(exc, "strerror", None) or str(exc)
         tried = f"soundfile: {sndfile_error}; PyAV/FFmpeg: {detail}" if sndfile_error else f"PyAV/FFmpeg: {detail}"

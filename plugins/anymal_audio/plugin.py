@@ -46,8 +46,16 @@ def _is_array(value: Any) -> bool:
 
 
 def _is_scalar(value: Any) -> bool:
+    """A sample rate, or what was meant as one: a number, a 0-d array, or a numeric string such as ``"16000"``
+    (refused by ``load_audio`` with a message naming it, instead of being read as a second clip's path)."""
     if isinstance(value, (np.ndarray, torch.Tensor)):
         return value.ndim == 0
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
     return isinstance(value, (int, float, np.generic)) and not isinstance(value, bool)
 
 

@@ -51,4 +51,11 @@ def resample(signal: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 def prepare_waveform(wave: Waveform, target_rate: int, max_duration_s: float | None = None) -> np.ndarray:
     """The checked, mono, ``target_rate`` Hz float32 signal of ``wave``."""
     check_waveform(wave, max_duration_s)
-    return resample(to_mono(wave.samples), wave.sample_rate, target_rate)
+    signal = resample(to_mono(wave.samples), wave.sample_rate, target_rate)
+    if signal.shape[0] == 0:
+        raise InputError(
+            f"{wave.source}: {wave.samples.shape[0]} sample(s) at {wave.sample_rate} Hz = {wave.duration_s:.3g} s "
+            f"resample to no samples at the encoder's {target_rate} Hz; expected a clip of at least "
+            f"{1 / target_rate:.3g} s"
+        )
+    return signal

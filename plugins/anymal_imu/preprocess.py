@@ -18,6 +18,7 @@ import torch
 
 from anymal.errors import InputError
 from anymal_imu.config import NUM_CHANNELS, IMUPluginConfig
+from anymal_imu.recording import check_sample_rate
 
 
 def resample(signal: np.ndarray, in_rate: float, out_rate: float) -> np.ndarray:
@@ -48,7 +49,7 @@ def resample_centre(signal: np.ndarray, in_rate: float, out_rate: float, length:
         return centre_crop(resample(signal, in_rate, out_rate), length)
     start = (total - length) // 2  # first output sample of the window
     ratio = in_rate / out_rate  # input samples per output sample
-    period = Fraction(ratio).limit_denominator(10_000).numerator  # input samples spanning a whole output count
+    period = max(1, Fraction(ratio).limit_denominator(10_000).numerator)  # input samples spanning whole outputs
     margin = max(128, math.ceil(128 * ratio), math.ceil(length * ratio) // 4)  # covers soxr HQ filter tails
     first = math.floor((start * ratio - margin) / period) * period
     last = math.ceil((start + length) * ratio + margin)
@@ -95,9 +96,11 @@ def preprocess_signal(signal: np.ndarray, rate: float, config: IMUPluginConfig, 
     """One validated ``[T, C]`` recording at ``rate`` Hz to the encoder's ``[6, window_samples]`` float32 input.
 
     Raises:
-        InputError: the recording is shorter than ``min_coverage`` of a window, or has 3 channels while
-            ``missing_gyro='error'``.
+        InputError: the rate is not a finite number within ``MIN_SAMPLE_RATE..MAX_SAMPLE_RATE``; the recording has
+            non-finite samples, is shorter than ``min_coverage`` of a window (or resamples to no samples), or has
+            3 channels while ``missing_gyro='error'``; its values are too large to normalise in float32.
     """
+    rate = check_sample_rate(rate, f"{where}.sample_rate", signal.shape[0])
     channels = signal.shape[1]
     if channels != NUM_CHANNELS and config.missing_gyro != "zeros":
         raise InputError(
@@ -111,9 +114,25 @@ def preprocess_signal(signal: np.ndarray, rate: float, config: IMUPluginConfig, 
             f"{where}: too short: {signal.shape[0]} samples at {rate:g} Hz = {duration:.3g} s; expected at least "
             f"{needed:.3g} s ({config.min_coverage:g} of the encoder's {config.window_seconds:.3g} s window)"
         )
+    if round(signal.shape[0] * config.sample_rate / rate) < 1:
+        raise InputError(
+            f"{where}: {signal.shape[0]} samples at {rate:g} Hz = {duration:.3g} s resample to no samples at the "
+            f"encoder's {config.sample_rate:g} Hz; expected at least {1 / config.sample_rate:.3g} s"
+        )
+    finite = np.isfinite(signal)
+    if not finite.all():
+        raise InputError(
+            f"{where}: contains {int(finite.size - finite.sum())} NaN or infinite value(s); IMU samples must be finite"
+        )
     signal = resample_centre(signal, rate, config.sample_rate, config.window_samples)
-    signal = normalize(signal, config)
+    signal = normalize(signal.astype(np.float64), config)
     signal = pad_to(signal, config.window_samples)
+    if not np.isfinite(signal).all() or np.abs(signal).max() > np.finfo(np.float32).max:
+        raise InputError(
+            f"{where}: values up to {float(np.abs(signal[np.isfinite(signal)]).max(initial=0)):.3g} overflow when "
+            f"resampled and normalised ({config.normalization}) in float32; expected sensor readings in physical "
+            "units (m/s^2, rad/s)"
+        )
     if channels != NUM_CHANNELS:
         signal = np.concatenate([signal, np.zeros((signal.shape[0], NUM_CHANNELS - channels), np.float32)], axis=1)
     return torch.from_numpy(np.ascontiguousarray(signal.T, dtype=np.float32))

@@ -10,7 +10,10 @@ Accepted raw inputs (channels are accelerometer x, y, z then gyroscope x, y, z, 
 
 A CSV file holds one sample per row and one channel per column, comma-separated, with an optional header row.
 Three-channel (accelerometer-only) input is accepted only when the config says ``missing_gyro="zeros"``.
-Everything else raises ``anymal.errors.InputError`` naming the input and the expected layout.
+Sample rates are numbers (int, float, or a 0-d array/tensor) from ``MIN_SAMPLE_RATE`` (1 Hz) to
+``MAX_SAMPLE_RATE`` (100 kHz); a rate given as a string (``(array, "50")``) is one input with a bad rate, not a
+batch of two. Samples must be finite. Everything else raises ``anymal.errors.InputError`` naming the input, the
+clip length and the expected layout or range.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ from anymal.errors import InputError
 LAYOUTS = ("TC", "CT")
 EXPECTED_TC = "[T, 6] (time, accel xyz + gyro xyz)"
 FILE_SUFFIXES = (".npy", ".csv")
+# Accepted sample rates in Hz. IMUs log at ~10 Hz (activity trackers) to a few kHz (vibration sensors); rates
+# outside these bounds are unit mistakes (kHz for Hz, a period for a rate) and would resample to nonsense.
+MIN_SAMPLE_RATE = 1.0
+MAX_SAMPLE_RATE = 100_000.0
 
 
 @dataclass(frozen=True, eq=False)  # identity semantics: arrays have no single truth value
@@ -77,7 +84,14 @@ class IMURecording:
 
     def rate(self) -> float:
         """The validated sample rate in Hz."""
-        return check_sample_rate(self.sample_rate, f"{self.source}.sample_rate")
+        return check_sample_rate(self.sample_rate, f"{self.source}.sample_rate", self.num_samples())
+
+    def num_samples(self) -> int | None:
+        """T, the clip length in samples, when the data is a 2-D array (for messages); else ``None``."""
+        shape = getattr(self.data, "shape", None)
+        if shape is None or len(shape) != 2:
+            return None
+        return int(shape[0] if self.layout == "TC" else shape[1])
 
 
 def _scalar(value: Any) -> Any:
@@ -87,16 +101,28 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-def check_sample_rate(rate: Any, where: str) -> float:
-    """A positive, finite sample rate as float, or ``InputError`` naming ``where``."""
+def check_sample_rate(rate: Any, where: str, num_samples: int | None = None) -> float:
+    """A sample rate in ``[MIN_SAMPLE_RATE, MAX_SAMPLE_RATE]`` Hz as float, or ``InputError`` naming ``where``.
+
+    ``num_samples`` (the clip length) goes into the message when known.
+    """
     rate = _scalar(rate)
+    clip = f" (clip of {num_samples} samples)" if num_samples is not None else ""
+    expected = f"a positive, finite sample rate in Hz, from {MIN_SAMPLE_RATE:g} to {MAX_SAMPLE_RATE:g}"
     if rate is None:
         raise InputError(
-            f"{where}: missing sample rate; pass (array, sample_rate), IMURecording(data, sample_rate=...), "
+            f"{where}: missing sample rate{clip}; pass (array, sample_rate), IMURecording(data, sample_rate=...), "
             "IMURecording.from_file(path, sample_rate=...) or set default_sample_rate in the imu config"
         )
+    if isinstance(rate, (str, bytes)):
+        raise InputError(f"{where}={rate!r}{clip}: a string is not a sample rate; expected {expected}, as a number")
     if not _is_number(rate) or not math.isfinite(rate) or rate <= 0:
-        raise InputError(f"{where}={rate!r}: expected a positive sample rate in Hz")
+        raise InputError(
+            f"{where}={rate!r}{clip}: expected a positive sample rate in Hz, finite, from "
+            f"{MIN_SAMPLE_RATE:g} to {MAX_SAMPLE_RATE:g}"
+        )
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise InputError(f"{where}={rate!r}{clip}: outside the accepted range; expected {expected}")
     return float(rate)
 
 
@@ -185,13 +211,20 @@ def as_recording(raw: Any, default_sample_rate: float | None) -> IMURecording:
 
 
 def is_array_rate_pair(raw: Any) -> bool:
-    """Whether ``raw`` is an ``(array, sample_rate)`` pair (one input, not a batch of two)."""
-    return (
-        isinstance(raw, (tuple, list))
-        and len(raw) == 2
-        and isinstance(raw[0], (np.ndarray, torch.Tensor))
-        and (raw[1] is None or _is_number(_scalar(raw[1])))
-    )
+    """Whether ``raw`` is an ``(array, sample_rate)`` pair (one input, not a batch of two).
+
+    The second item counts as a rate (to be validated) unless it is itself an input: an array with at least one
+    dimension, a recording, a nested list, or a path to a ``.npy``/``.csv`` file. So ``(array, "50")`` or
+    ``(array, True)`` is one input with a bad rate rather than two inputs.
+    """
+    if not (isinstance(raw, (tuple, list)) and len(raw) == 2 and isinstance(raw[0], (np.ndarray, torch.Tensor))):
+        return False
+    second = raw[1]
+    if isinstance(second, (np.ndarray, torch.Tensor)):
+        return second.ndim == 0
+    if isinstance(second, (str, os.PathLike)):
+        return isinstance(second, str) and not second.lower().endswith(FILE_SUFFIXES)
+    return not isinstance(second, (IMURecording, tuple, list, dict))
 
 
 def _is_number(value: Any) -> bool:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from anymal.errors import InputError
+from anymal_image.io import describe_array, tensor_to_numpy, to_uint8
 
 
 @dataclass(frozen=True)
@@ -52,26 +53,22 @@ class VideoFrames:
 def frames_array(raw: Any, where: str = "video") -> np.ndarray:
     """A uint8 ``[T, H, W, 3]`` array from a numpy array or tensor of already-decoded frames.
 
-    ``[T, 3, H, W]`` (channels first) is accepted, and so are float frames with values in ``[0, 1]``.
+    ``[T, 3, H, W]`` (channels first) is accepted; pixel values follow the image plugin's rules
+    (``anymal_image.io``): uint8 as is, uint16 scaled to 8 bits, other integers 0-255, floats (bfloat16 tensors
+    included) in ``[0, 1]``. Object, string, complex and empty arrays raise ``InputError`` naming shape and dtype.
     """
-    array = raw.detach().cpu().numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
+    array = tensor_to_numpy(raw, where) if isinstance(raw, torch.Tensor) else np.asarray(raw)
+    described = f"frames {describe_array(array)}"
+    what = f"{where}: {described}"
     if array.ndim != 4:
-        raise InputError(f"{where}: expected decoded frames [T, H, W, 3] (uint8 RGB), got shape {array.shape}")
+        raise InputError(f"{what}: expected decoded frames [T, H, W, 3] (uint8 RGB)")
     if array.shape[-1] != 3 and array.shape[1] == 3:
         array = np.moveaxis(array, 1, -1)
     if array.shape[-1] != 3:
-        raise InputError(f"{where}: expected 3 RGB channels in decoded frames [T, H, W, 3], got shape {array.shape}")
+        raise InputError(f"{what}: expected 3 RGB channels in decoded frames [T, H, W, 3] or [T, 3, H, W]")
     if array.shape[0] == 0 or array.shape[1] == 0 or array.shape[2] == 0:
-        raise InputError(f"{where}: the frames array {array.shape} is empty; expected at least one H x W frame")
-    if array.dtype == np.uint8:
-        return array
-    if array.dtype.kind != "f":
-        raise InputError(f"{where}: expected uint8 frames (or floats in [0, 1]), got dtype {array.dtype}")
-    if not np.isfinite(array).all():
-        raise InputError(f"{where}: the frames array contains NaN or inf values")
-    if array.min() < 0 or array.max() > 1:
-        raise InputError(f"{where}: float frames must lie in [0, 1] (got {array.min():.3g}..{array.max():.3g})")
-    return np.round(array * 255).astype(np.uint8)
+        raise InputError(f"{what} is empty; expected at least one H x W frame")
+    return to_uint8(array, where, described)
 
 
 def check_fps(fps: Any, where: str = "video") -> float:

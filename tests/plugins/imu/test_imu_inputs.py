@@ -105,9 +105,12 @@ def test_pickled_npy_is_refused(tmp_path):
         ((np.zeros((100, 4), np.float32), 20.0), r"4 channels; expected \[T, 6\]"),
         ((np.zeros(100, np.float32), 20.0), r"shape \[100\]; expected a 2-D array, \[T, 6\]"),
         ((np.zeros((100, 6), np.float32), None), "imu.sample_rate: missing sample rate"),
-        ((np.zeros((100, 6), np.float32), 0.0), r"imu.sample_rate=0.0: expected a positive sample rate"),
+        (
+            (np.zeros((100, 6), np.float32), 0.0),
+            r"imu.sample_rate=0.0 \(clip of 100 samples\): expected a positive sample rate",
+        ),
         ((np.zeros((100, 6), np.float32), float("nan")), "expected a positive sample rate"),
-        ((np.zeros((100, 6), np.float32), True), "imu: got a tuple of 2 item"),  # a bool is not a rate
+        ((np.zeros((100, 6), np.float32), True), r"imu.sample_rate=True \(clip of 100 samples\): expected a positive"),
         ((np.zeros((20, 6), np.float32), 20.0), r"too short: 20 samples at 20 Hz = 1 s; expected at least 1.6 s"),
         ((np.zeros((100, 6), bool), 20.0), "dtype bool is not a real number type"),
         ((torch.zeros(100, 6, dtype=torch.complex64), 20.0), "not a real number type"),
