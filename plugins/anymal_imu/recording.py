@@ -130,10 +130,18 @@ def _to_numpy(data: Any, where: str) -> np.ndarray:
     if isinstance(data, torch.Tensor):
         if data.is_complex() or data.dtype == torch.bool:
             raise InputError(f"{where}: tensor dtype {data.dtype} is not a real number type")
-        return data.detach().to("cpu", torch.float32).numpy()
+        data = data.detach().cpu()
+        data = data.numpy() if data.dtype == torch.float64 else data.to(torch.float32).numpy()
     if isinstance(data, np.ndarray):
         if data.dtype.kind not in "fiu":
             raise InputError(f"{where}: array dtype {data.dtype} is not a real number type")
+        if data.dtype.kind == "f" and data.dtype.itemsize > 4 and data.size:
+            finite = np.abs(data[np.isfinite(data)])
+            if finite.size and finite.max() > np.finfo(np.float32).max:
+                raise InputError(
+                    f"{where}: array of shape {list(data.shape)} dtype {data.dtype} holds values up to "
+                    f"{float(finite.max()):.3g}, beyond float32's range; expected sensor readings in physical units"
+                )
         return data.astype(np.float32, copy=False)
     raise InputError(f"{where}: got {type(data).__name__}; expected a numpy array or torch tensor {EXPECTED_TC}")
 
