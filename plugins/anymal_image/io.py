@@ -129,8 +129,8 @@ def to_rgb(image: Image.Image, where: str) -> Image.Image:
         values = np.asarray(image)
         if values.size and (int(values.min()) < 0 or int(values.max()) > 65535):
             raise InputError(
-                f"{where}: a {image.mode} (32-bit integer) image with values {int(values.min())}..{int(values.max())}; "
-                "expected 8- or 16-bit pixel values"
+                f"{where}: a PIL mode {image.mode!r} (32-bit integer) image with values "
+                f"{int(values.min())}..{int(values.max())}; expected 8- or 16-bit pixel values"
             )
         return Image.fromarray(_sixteen_to_eight(values)).convert("RGB")
     if image.mode == "F":
