@@ -31,14 +31,43 @@ class PluginConfig:
     """Base of every modality plugin's config; ``plugin_type`` is the registry name of the plugin it configures.
 
     Also importable from :mod:`anymal.config`, next to the other configs.
+
+    ``encoder_dtype`` is the frozen encoder's weight dtype on the device: ``float32``, ``bfloat16``, ``float16``
+    or ``auto`` (bfloat16 on CUDA, float32 elsewhere: a frozen ViT-bigG takes 3.4 GiB in bf16 instead of 6.9).
+    The encoder's inputs are cast to it; its features are cast to the projector's dtype.
     """
 
     plugin_type: str = ""
     num_tokens: int = 32
+    encoder_dtype: str = "auto"
 
     def __post_init__(self) -> None:
         if self.num_tokens < 1:
             raise ConfigError(f"num_tokens={self.num_tokens}: expected a positive number of LLM tokens")
+        if self.encoder_dtype not in ENCODER_DTYPES:
+            raise ConfigError(f"encoder_dtype={self.encoder_dtype!r}: expected one of {', '.join(ENCODER_DTYPES)}")
+
+
+ENCODER_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def encoder_dtype_for(value: str, device: torch.device | str) -> torch.dtype:
+    """The torch dtype a frozen encoder gets on ``device`` for an ``encoder_dtype`` setting (``auto``: bfloat16 on
+    CUDA, float32 elsewhere)."""
+    if value == "auto":
+        return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+    if value not in ENCODER_DTYPES:
+        raise ConfigError(f"encoder_dtype={value!r}: expected one of {', '.join(ENCODER_DTYPES)}")
+    return getattr(torch, value)
+
+
+def place_frozen_encoder(encoder: nn.Module, config: PluginConfig, device: torch.device | str) -> nn.Module:
+    """Moves a frozen encoder to ``device`` in its config's ``encoder_dtype`` (floating weights and buffers only).
+
+    ``AnyMAL._attach`` calls it in place of ``encoder.to(device)``.
+    """
+    dtype = encoder_dtype_for(getattr(config, "encoder_dtype", "float32"), device)
+    return encoder.to(device=device, dtype=dtype)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 QUANTIZATION = ("none", "8bit", "4bit")
 OPTIMIZERS = ("adamw", "adamw_8bit")
 DEVICES = ("cuda", "cpu")
+MIXED_PRECISION = ("no", "bf16", "fp16")
 
 
 @dataclass
@@ -95,7 +96,16 @@ class PlanConfig:
         quant_type: ``nf4`` or ``fp4`` (4-bit only).
         double_quant: quantise the 4-bit absmax constants again (QLoRA's double quantisation).
         quant_blocksize: 4-bit block size (bitsandbytes' default 64).
-        compute_dtype: dtype of the unquantised LLM weights, the activations and the dequantised weights.
+        compute_dtype: dtype of the unquantised LLM weights, the activations and the dequantised weights (with
+            ``mixed_precision``: the dtype of the 4/8-bit layers' dequantised weights and matmuls).
+        weights_dtype: dtype of the LLM's unquantised weights (embeddings, norms, LM head; every weight when not
+            quantised), the trainer's ``model.llm.dtype``; ``None``: ``compute_dtype``. It sets the residual
+            stream's dtype: a float32 embedding keeps the hidden states float32 even under autocast.
+        mixed_precision: the trainer's autocast, ``no``, ``bf16`` or ``fp16``. Under autocast attention, the LM
+            head and LoRA matmuls save half-precision copies of their inputs; a 4-bit layer casts its output back
+            to its input's dtype, so the MLP keeps the residual stream's dtype.
+        target_tokens: tokens per example that predict a target (the trainer computes logits only there,
+            ``logits_to_keep``); ``None``: every token.
         trainable_dtype: dtype of trainable parameters (projectors, LoRA), their gradients and AdamW states.
         kbit_prepare: with LoRA on a quantised LLM, PEFT's ``prepare_model_for_kbit_training`` is applied (as
             ``anymal.lora.add_lora`` does): it casts the unquantised weights to fp32, so hidden states are fp32.
@@ -112,8 +122,12 @@ class PlanConfig:
         optimizer: ``adamw`` (states in ``trainable_dtype``) or ``adamw_8bit`` (bitsandbytes blockwise 8-bit).
         use_cache: the forward builds a KV cache (pass ``use_cache=False`` when training; this is the cost if not).
         device: ``cuda`` (adds the context and allocator overhead) or ``cpu`` (neither; used by the accuracy bench).
-        cuda_context_gib: memory the CUDA context, kernels and cuBLAS workspaces take outside PyTorch's allocator.
-        allocator_overhead: fraction added to the dynamic (non-weight) memory for caching-allocator fragmentation.
+        cuda_context_gib: memory the CUDA context, kernels and cuBLAS workspaces take outside PyTorch's allocator
+            (measured on an H200 with torch 2.11 / CUDA 13: 1.35-1.37 GiB of nvml "used" beyond torch's reserved
+            memory, whatever the model size).
+        allocator_overhead: fraction of the dynamic (non-weight) memory added for caching-allocator fragmentation;
+            with a quantised LLM two dequantised weights are added too (fitted to reserved minus allocated at the
+            measured peaks: 0.27, 0.50, 1.52 and 1.02 GiB).
         budget_gib: accelerator memory available, in GiB (an "80 GB" A100/H100 has 80 GiB nominal).
     """
 
@@ -123,6 +137,9 @@ class PlanConfig:
     double_quant: bool = True
     quant_blocksize: int = 64
     compute_dtype: str = "bfloat16"
+    weights_dtype: str | None = None
+    mixed_precision: str = "no"
+    target_tokens: int | None = None
     trainable_dtype: str = "float32"
     kbit_prepare: bool = True
     full_finetune: bool = False
@@ -138,8 +155,8 @@ class PlanConfig:
     optimizer: str = "adamw"
     use_cache: bool = False
     device: str = "cuda"
-    cuda_context_gib: float = 0.6
-    allocator_overhead: float = 0.10
+    cuda_context_gib: float = 1.4
+    allocator_overhead: float = 0.035
     budget_gib: float = 80.0
 
     def __post_init__(self) -> None:
@@ -147,6 +164,11 @@ class PlanConfig:
         check_choice(self.quant_type, ("nf4", "fp4"), "quant_type")
         check_choice(self.compute_dtype, DTYPE_BYTES, "compute_dtype")
         check_choice(self.trainable_dtype, DTYPE_BYTES, "trainable_dtype")
+        if self.weights_dtype is not None:
+            check_choice(self.weights_dtype, DTYPE_BYTES, "weights_dtype")
+        check_choice(self.mixed_precision, MIXED_PRECISION, "mixed_precision")
+        if self.target_tokens is not None and not 0 <= self.target_tokens <= self.seq_len:
+            raise ConfigError(f"target_tokens={self.target_tokens}: expected 0 to the sequence length {self.seq_len}")
         check_choice(self.optimizer, OPTIMIZERS, "optimizer")
         check_choice(self.device, DEVICES, "device")
         if self.quant_blocksize not in (32, 64, 128, 256, 512, 1024, 2048, 4096):
@@ -168,6 +190,16 @@ class PlanConfig:
             raise ConfigError(f"lora_dropout={self.lora_dropout}: expected a value in [0, 1)")
         if self.budget_gib <= 0:
             raise ConfigError(f"budget_gib={self.budget_gib}: expected a positive size in GiB")
+
+    @property
+    def autocast(self) -> bool:
+        """Whether the step runs under autocast (the trainer's ``mixed_precision`` other than ``no``)."""
+        return self.mixed_precision != "no"
+
+    @property
+    def llm_weights_dtype(self) -> str:
+        """The unquantised LLM weights' dtype: ``weights_dtype``, else ``compute_dtype``."""
+        return self.weights_dtype or self.compute_dtype
 
     @property
     def seq_len(self) -> int:

@@ -11,7 +11,7 @@ A step goes through phases, and the peak is the largest of them:
 
 Static memory (weights, quantisation constants, encoders, trainable parameters, optimizer states; gradients too
 when accumulating over micro-batches) is present in all of them. On CUDA, the context and a fragmentation
-allowance proportional to the dynamic memory are added.
+allowance (a fraction of the dynamic memory plus, with a quantised LLM, two dequantised weights) are added.
 
 Accuracy: weights, quantisation constants and optimizer states are exact; the activations autograd keeps match
 ``saved_tensors_hooks`` to the byte; measured peaks of CPU training steps (``bench/bench_plan_accuracy.py``) are
@@ -100,6 +100,7 @@ class MemoryEstimate:
                 {"name": c.name, "bytes": c.bytes, "gib": round(c.gib, 3), "note": c.note} for c in self.components
             ],
             "phases_gib": {name: round(b / GIB, 3) for name, b in self.phases.items()},
+            "phases": [{"name": name, "gib": round(b / GIB, 3)} for name, b in self.phases.items()],
             "details": self.details,
             "config": self.config.to_dict(),
         }
@@ -122,17 +123,18 @@ class _Static:
 
 
 def _static(cfg: PlanConfig, arch: Arch) -> _Static:
-    pc, pt = DTYPE_BYTES[cfg.compute_dtype], DTYPE_BYTES[cfg.trainable_dtype]
+    pt = DTYPE_BYTES[cfg.trainable_dtype]
     shapes = arch.linear_shapes()
     other = arch.embedding_params() + arch.norm_params()
     upcast = cfg.quantization != "none" and cfg.lora_rank > 0 and cfg.kbit_prepare
-    other_bytes = other * (4 if upcast else pc)
+    pw = DTYPE_BYTES[cfg.llm_weights_dtype]
+    other_bytes = other * (4 if upcast else pw)
     consts = 0
     if cfg.full_finetune:
         weights, note = 0, "trained: counted as trainable parameters"
     elif cfg.quantization == "none":
-        weights = (arch.n_layers * arch.layer_linear_params() + other) * pc
-        note = f"{arch.total_params() / 1e9:.2f}B params in {cfg.compute_dtype}"
+        weights = (arch.n_layers * arch.layer_linear_params() + other) * pw
+        note = f"{arch.total_params() / 1e9:.2f}B params in {cfg.llm_weights_dtype}"
     else:
         packed = 0
         for fan_in, fan_out in shapes.values():
@@ -147,7 +149,7 @@ def _static(cfg: PlanConfig, arch: Arch) -> _Static:
         kind = f"{cfg.quant_type}{' + double quant' if cfg.double_quant else ''}" if cfg.quantization == "4bit" else ""
         note = (
             f"linear layers {cfg.quantization} {kind}".rstrip()
-            + f"; embeddings/norms in {'float32 (kbit_prepare)' if upcast else cfg.compute_dtype}"
+            + f"; embeddings/norms in {'float32 (kbit_prepare)' if upcast else cfg.llm_weights_dtype}"
         )
     encoders = sum(m.encoder_params * DTYPE_BYTES[m.encoder_dtype] for m in cfg.modalities.values())
 
@@ -213,8 +215,8 @@ def estimate(cfg: PlanConfig) -> MemoryEstimate:
     head_parts = act.head_saved(cfg, arch, d)
     head = sum(head_parts.values())
     logprobs = head_parts["log-probs (loss)"]
-    logits = d.tokens * arch.vocab * d.act_bytes
-    loss_work = 2 * d.tokens * arch.vocab * 4
+    logits = d.logit_tokens * arch.vocab * (2 if cfg.autocast else d.act_bytes)
+    loss_work = 2 * d.logit_tokens * arch.vocab * 4
     layer_work = act.layer_transient(cfg, arch, d)
     kv_cache = 2 * arch.n_layers * d.tokens * arch.kv_dim * d.act_bytes if cfg.use_cache else 0
     L = arch.n_layers
@@ -230,6 +232,11 @@ def estimate(cfg: PlanConfig) -> MemoryEstimate:
     ]
     if accumulate:
         static.append(Component("gradients", st.grads, f"kept across {cfg.grad_accumulation} micro-batches"))
+    if cfg.autocast and cfg.trainable_dtype == "float32":
+        # autocast caches the half-precision copy of every trainable weight it casts until the context exits,
+        # and the trainer runs forward and backward inside one autocast context
+        copies = sum(st.trainable_numels) * 2
+        static.append(Component("autocast weight copies", copies, "half-precision casts of the trainable weights"))
 
     ckpt_note = "checkpointed: layer inputs only" if cfg.gradient_checkpointing else "saved for backward"
     phases: dict[str, list[Component]] = {}
@@ -261,16 +268,22 @@ def estimate(cfg: PlanConfig) -> MemoryEstimate:
         Component("optimizer step workspace", st.step_workspace, "AdamW temporaries"),
     ]
 
+    # bitsandbytes dequantises each 4/8-bit weight into a fresh buffer in forward and backward: these short-lived
+    # blocks of several sizes split the caching allocator's segments (fitted to the H200 measurements)
+    dequant = 0
+    if cfg.quantization != "none":
+        dequant = max(a * b for a, b in arch.linear_shapes().values()) * DTYPE_BYTES[cfg.compute_dtype]
     totals: dict[str, int] = {}
     full: dict[str, list[Component]] = {}
     for name, dynamic in phases.items():
         parts = static + [c for c in dynamic if c.bytes]
         if cfg.device == "cuda":
-            frag = int(cfg.allocator_overhead * sum(c.bytes for c in dynamic))
+            frag = int(cfg.allocator_overhead * sum(c.bytes for c in dynamic)) + 2 * dequant
+            note = f"{cfg.allocator_overhead:.1%} of dynamic memory" + (" + 2 dequantised weights" if dequant else "")
             parts = [
                 *parts,
                 Component("cuda context", int(cfg.cuda_context_gib * GIB), "context, kernels, cuBLAS workspace"),
-                Component("allocator fragmentation", frag, f"{cfg.allocator_overhead:.0%} of dynamic memory"),
+                Component("allocator fragmentation", frag, note),
             ]
         parts = [c for c in parts if c.bytes]
         full[name] = parts

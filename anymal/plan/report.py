@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from anymal.plan.estimate import GIB, MemoryEstimate
 from anymal.plan.suggest import FitPlan, Suggestion
+
+Translate = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+def _args(overrides: dict[str, Any], translate: Translate | None) -> str:
+    if translate is not None:
+        overrides = translate(overrides) or overrides
+    return " ".join(f"{k}={_arg(v)}" for k, v in overrides.items())
+
+
+def _arg(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _merged(plan: FitPlan) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for step in plan.steps:
+        merged.update(step.overrides)
+    return merged
 
 
 def _gib(n: int) -> str:
@@ -29,9 +51,19 @@ def describe(est: MemoryEstimate) -> str:
     )
 
 
-def format_table(est: MemoryEstimate, suggestions: list[Suggestion] | None = None, plan: FitPlan | None = None) -> str:
-    """The breakdown at the peak, the verdict, and (when it does not fit) the suggestions and a plan that fits."""
-    lines = [describe(est), ""]
+def format_table(
+    est: MemoryEstimate,
+    suggestions: list[Suggestion] | None = None,
+    plan: FitPlan | None = None,
+    translate: Translate | None = None,
+    notes: list[str] | None = None,
+) -> str:
+    """The breakdown at the peak, the verdict, and (when it does not fit) the suggestions and a plan that fits.
+
+    ``translate`` writes the suggested overrides in another program's names (the trainer's); ``notes`` are
+    printed under the summary (where the numbers came from).
+    """
+    lines = [describe(est), *(f"  {n}" for n in notes or []), ""]
     width = max(len(c.name) for c in est.components)
     lines.append(f"{'component':<{width}}  {'GiB':>8}  note")
     lines.append(f"{'-' * width}  {'-' * 8}  ----")
@@ -52,20 +84,30 @@ def format_table(est: MemoryEstimate, suggestions: list[Suggestion] | None = Non
         for s in suggestions:
             lines.append(
                 f"  {s.change:<{w}}  {_gib(s.saves_bytes):>9}  {_gib(s.peak_after_bytes):>8}  "
-                f"{'yes' if s.fits_after else 'no':<4}  {s.effect:<13}  {s.as_args()}"
+                f"{'yes' if s.fits_after else 'no':<4}  {s.effect:<13}  {_args(s.overrides, translate)}"
             )
     if plan is not None and plan.steps:
         verdict = "fits" if plan.fits else "still does not fit"
-        lines += ["", f"combined ({verdict}, peak {_gib(plan.estimate.peak_bytes)} GiB): {plan.as_args()}"]
+        args = _args(_merged(plan), translate)
+        lines += ["", f"combined ({verdict}, peak {_gib(plan.estimate.peak_bytes)} GiB): {args}"]
         for step in plan.steps:
             lines.append(f"  - {step.change}")
     return "\n".join(lines)
 
 
-def to_json(est: MemoryEstimate, suggestions: list[Suggestion] | None = None, plan: FitPlan | None = None) -> str:
-    """The estimate, suggestions and plan as a JSON document."""
+def to_json(
+    est: MemoryEstimate,
+    suggestions: list[Suggestion] | None = None,
+    plan: FitPlan | None = None,
+    translate: Translate | None = None,
+    notes: list[str] | None = None,
+) -> str:
+    """The estimate, suggestions and plan as a JSON document (``args`` in ``translate``'s names when given)."""
     data: dict[str, Any] = est.to_dict()
     data["summary"] = describe(est)
-    data["suggestions"] = [s.to_dict() for s in suggestions or []]
-    data["plan_to_fit"] = plan.to_dict() if plan is not None else None
-    return json.dumps(data, indent=2)
+    data["notes"] = list(notes or [])
+    data["suggestions"] = [{**s.to_dict(), "args": _args(s.overrides, translate)} for s in suggestions or []]
+    data["plan_to_fit"] = None
+    if plan is not None:
+        data["plan_to_fit"] = {**plan.to_dict(), "args": _args(_merged(plan), translate)}
+    return json.dumps(data, indent=2, default=str)

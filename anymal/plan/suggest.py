@@ -16,6 +16,7 @@ the steps before it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -123,6 +124,9 @@ def _candidates(cfg: PlanConfig, base: MemoryEstimate) -> list[tuple[str, dict[s
         if m.encoder_params:
             change = f"precompute {name} encoder features (feature cache) so the encoder stays off the device"
             out.append((change, {f"modalities.{name}.encoder_params": 0}, EFFECTS[0]))
+        if m.encoder_params and m.encoder_dtype == "float32":
+            change = f"keep the frozen {name} encoder in bfloat16"
+            out.append((change, {f"modalities.{name}.encoder_dtype": "bfloat16"}, EFFECTS[1]))
     if cfg.quantization == "4bit" and not cfg.double_quant:
         out.append(("enable double quantisation of the 4-bit constants", {"double_quant": True}, EFFECTS[0]))
     trainable = base.details.get("trainable_params", 0)
@@ -153,11 +157,19 @@ def _candidates(cfg: PlanConfig, base: MemoryEstimate) -> list[tuple[str, dict[s
     return out
 
 
-def suggest(cfg: PlanConfig, base: MemoryEstimate | None = None) -> list[Suggestion]:
-    """Each applicable change on its own, re-estimated, ordered by the memory it saves (largest first)."""
+Keep = Callable[[dict[str, Any]], bool]
+
+
+def suggest(cfg: PlanConfig, base: MemoryEstimate | None = None, keep: Keep | None = None) -> list[Suggestion]:
+    """Each applicable change on its own, re-estimated, ordered by the memory it saves (largest first).
+
+    ``keep``: only changes whose overrides it accepts (e.g. those the trainer has a knob for).
+    """
     base = base or estimate(cfg)
     found = []
     for change, overrides, effect in _candidates(cfg, base):
+        if keep is not None and not keep(overrides):
+            continue
         after = estimate(apply_overrides(cfg, overrides))
         saves = base.peak_bytes - after.peak_bytes
         if saves > 0:
@@ -204,7 +216,7 @@ def _apply_all(cfg: PlanConfig, steps: list[Suggestion]) -> PlanConfig:
     return cfg
 
 
-def plan_to_fit(cfg: PlanConfig, max_steps: int = 8) -> FitPlan:
+def plan_to_fit(cfg: PlanConfig, max_steps: int = 8, keep: Keep | None = None) -> FitPlan:
     """A small set of changes that makes ``cfg`` fit.
 
     Greedy: at each step take a change that makes it fit on its own if there is one, else any change; the mildest
@@ -213,7 +225,7 @@ def plan_to_fit(cfg: PlanConfig, max_steps: int = 8) -> FitPlan:
     current, est = cfg, estimate(cfg)
     steps: list[Suggestion] = []
     while not est.fits and len(steps) < max_steps:
-        options = suggest(current, est)
+        options = suggest(current, est, keep)
         if not options:
             break
         pool = [s for s in options if s.fits_after] or options
