@@ -16,6 +16,11 @@ import torch
 from anymal.errors import InputError
 from anymal_image.io import describe_array, tensor_to_numpy, to_uint8
 
+# Accepted frame rates of decoded-frame inputs: from one frame per 1000 s (time-lapse) to a million per second
+# (high-speed cameras); outside that, timestamps overflow or collapse to zero and the sampler picks nonsense.
+MIN_FPS = 1e-3
+MAX_FPS = 1e6
+
 
 @dataclass(frozen=True)
 class VideoFrames:
@@ -71,12 +76,20 @@ def frames_array(raw: Any, where: str = "video") -> np.ndarray:
     return to_uint8(array, where, described)
 
 
-def check_fps(fps: Any, where: str = "video") -> float:
-    """A positive finite frame rate, or ``InputError`` naming the input."""
-    if isinstance(fps, torch.Tensor) and fps.numel() == 1:
+def check_fps(fps: Any, where: str = "video", num_frames: int | None = None) -> float:
+    """A frame rate within ``[MIN_FPS, MAX_FPS]``, or ``InputError`` naming the input (and its frame count)."""
+    clip = f" (clip of {num_frames} frames)" if num_frames is not None else ""
+    expected = f"expected a positive, finite number of frames per second from {MIN_FPS:g} to {MAX_FPS:g}"
+    if (isinstance(fps, torch.Tensor) and fps.numel() == 1) or (isinstance(fps, np.ndarray) and fps.size == 1):
         fps = fps.item()
+    if isinstance(fps, str):
+        raise InputError(f"{where}{clip}: frame rate {fps!r} is a string; {expected}, as a number")
     if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)):
-        raise InputError(f"{where}: expected a frame rate (frames per second) as a number, got {type(fps).__name__}")
+        raise InputError(
+            f"{where}{clip}: expected a frame rate (frames per second) as a number, got {type(fps).__name__}"
+        )
     if not np.isfinite(fps) or fps <= 0:
-        raise InputError(f"{where}: frame rate {fps} is not a positive number of frames per second")
+        raise InputError(f"{where}{clip}: frame rate {fps} is not a positive number of frames per second; {expected}")
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise InputError(f"{where}{clip}: frame rate {fps:g} is outside the accepted range; {expected}")
     return float(fps)

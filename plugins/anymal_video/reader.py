@@ -36,9 +36,18 @@ def is_frames_pair(raw: Any) -> bool:
         isinstance(raw, tuple)
         and len(raw) == 2
         and isinstance(raw[0], (np.ndarray, torch.Tensor))
-        and not isinstance(raw[1], (np.ndarray, str, bytes, os.PathLike))
+        and not isinstance(raw[1], (np.ndarray, bytes, os.PathLike))
+        and not (isinstance(raw[1], str) and not _is_numeric_text(raw[1]))  # "10" is a (bad) fps, not a path
         and not (isinstance(raw[1], torch.Tensor) and raw[1].numel() != 1)
     )
+
+
+def _is_numeric_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_indices(indices: np.ndarray, n_total: int, where: str) -> np.ndarray:
@@ -73,11 +82,13 @@ def _decoded_input(raw: Any, array_fps: float | None, sampler: Sampler, where: s
             raise InputError(f"{where}: a mapping input needs 'frames' [T, H, W, 3] and 'fps'; got {sorted(raw)}")
         raw = (raw["frames"], raw["fps"])
     if is_frames_pair(raw):
-        frames, fps = frames_array(raw[0], where), check_fps(raw[1], where)
+        frames = frames_array(raw[0], where)
+        fps = check_fps(raw[1], where, len(frames))
     elif isinstance(raw, (np.ndarray, torch.Tensor)):
         if array_fps is None:
             raise InputError(f"{where}: a bare frames array has no frame rate; give (frames, fps) or set array_fps")
-        frames, fps = frames_array(raw, where), check_fps(array_fps, where)
+        frames = frames_array(raw, where)
+        fps = check_fps(array_fps, where, len(frames))
     elif isinstance(raw, tuple):
         raise InputError(f"{where}: expected a (frames [T, H, W, 3], fps) pair, got a tuple of {len(raw)} items")
     else:

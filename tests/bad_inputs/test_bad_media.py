@@ -311,3 +311,23 @@ def test_bfloat16_and_uint16_frames_are_converted(video):
     assert np.array_equal(frames_array(frames.to(torch.bfloat16)), frames_array(frames.to(torch.bfloat16).float()))
     assert np.array_equal(frames_array(expected.astype(np.uint16) * 257), expected)
     assert video.preprocess((frames.to(torch.bfloat16), 10.0))["pixel_values"].shape[0] == 4
+
+
+@pytest.mark.parametrize(
+    ("fps", "fragment"),
+    [
+        (5e-324, r"frame rate 4\.94066e-324 is outside the accepted range"),
+        (1e300, r"frame rate 1e\+300 is outside"),
+        ("10", r"frame rate '10' is a string"),
+        (float("nan"), r"frame rate nan is not a positive number"),
+    ],
+)
+def test_bad_frame_rates_name_rate_and_clip_length(video, fps, fragment):
+    frames = np.zeros((12, 8, 8, 3), np.uint8)
+    expect_error(
+        lambda: video.preprocess((frames, fps)),
+        InputError,
+        r"video \(clip of 12 frames\)",
+        fragment,
+        "0.001 to 1e\\+06",
+    )
