@@ -3,7 +3,9 @@
 Files go through soundfile (libsndfile: wav, flac, ogg/vorbis/opus, aiff, ...) or PyAV (FFmpeg: mp3, aac, m4a, and
 the audio track of video containers such as mp4/mkv/webm). Everything comes back as float32 ``[frames, channels]``
 plus its sample rate; every failure is an ``InputError`` that names the input and what was expected, because a
-silently half-decoded or misread clip poisons training data without anyone noticing.
+silently half-decoded or misread clip poisons training data without anyone noticing. Sample rates, given with an
+array or read from a file header, must be integers from ``MIN_SAMPLE_RATE`` (1 kHz) to ``MAX_SAMPLE_RATE``
+(768 kHz); messages about a rate name the clip's length in samples.
 """
 
 from __future__ import annotations
