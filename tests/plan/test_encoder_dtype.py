@@ -75,7 +75,7 @@ def test_planner_counts_the_encoder_in_its_dtype():
                 "llm": {"preset": "llama2-7b"},
                 "quantization": "4bit",
                 "modalities": {"image": {"encoder_params": 1_000_000, "encoder_dtype": dtype}},
-            }  # fmt: skip
+            }
         )
         return estimate(cfg).component("encoder weights")
 
