@@ -83,6 +83,23 @@ def merge_overrides(*layers: dict[str, Any], overrides: Sequence[str] = ()) -> d
         return cast(dict[str, Any], OmegaConf.to_container(merged, resolve=True))  # a merge of mappings is one
     except OmegaConfBaseException as exc:
         raise ConfigError(f"overrides: {str(exc).splitlines()[0]}") from None
+    except yaml.YAMLError as exc:  # each override value is parsed as YAML: `lr={x`, `seed=%`, control characters
+        raise ConfigError(
+            f"override {_bad_override(overrides)!r}: the value is not valid YAML ({exc.__class__.__name__}: "
+            f"{' '.join(str(exc).split())})"
+        ) from None
+    except (ValueError, TypeError, KeyError, IndexError) as exc:  # `lora=[]` then `lora.rank=8`: a key into a list
+        raise ConfigError(f"overrides {list(overrides)}: cannot apply them ({type(exc).__name__}: {exc})") from None
+
+
+def _bad_override(overrides: Sequence[str]) -> str:
+    """The first ``key=value`` whose value alone does not parse (for the message), else all of them."""
+    for item in overrides:
+        try:
+            OmegaConf.from_dotlist([item])
+        except (OmegaConfBaseException, yaml.YAMLError, ValueError, TypeError, KeyError, IndexError):
+            return item
+    return " ".join(overrides)
 
 
 def load_config(
@@ -167,9 +184,17 @@ class AnyMALConfig:
             raise ConfigError(f"unknown top-level config keys {sorted(unknown)}; expected llm, modalities, seed")
         llm = config_from_dict(LLMConfig, data.get("llm"), "llm")
         modalities = {}
-        for name, sub in (data.get("modalities") or {}).items():
+        raw_modalities = data.get("modalities") or {}
+        if not isinstance(raw_modalities, dict):
+            got = type(raw_modalities).__name__
+            raise ConfigError(f"modalities: expected a mapping {{plugin name: plugin config}}, got {got}")
+        for name, sub in raw_modalities.items():
             if dataclasses.is_dataclass(sub):
                 sub = config_to_dict(sub)
+            if sub is not None and not isinstance(sub, dict):
+                raise ConfigError(
+                    f"modalities.{name}: expected a mapping (the plugin's config), got {type(sub).__name__}"
+                )
             try:
                 plugin_cls = get_plugin((sub or {}).get("plugin_type") or name)
             except PluginError as exc:

@@ -196,6 +196,19 @@ def _check_model_beside_init_from(model: dict[str, Any]) -> None:
         )
 
 
+def _check_model_shape(model: dict[str, Any]) -> None:
+    """``model.llm`` and ``model.modalities`` are mappings and each plugin entry a mapping (or null)."""
+    for key in ("llm", "modalities"):
+        value = model.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"model.{key}: expected a mapping, got {type(value).__name__} {value!r}")
+    for name, sub in (model.get("modalities") or {}).items():
+        if sub is not None and not isinstance(sub, dict):
+            raise ConfigError(
+                f"model.modalities.{name}: expected a mapping (the plugin's config) or null, got {type(sub).__name__}"
+            )
+
+
 def read_config_dict(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
     """A YAML file merged with ``key=value`` overrides, interpolations resolved; not yet validated."""
     data = read_yaml_mapping(path) if path is not None else {}
@@ -212,6 +225,7 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | Non
                 if isinstance(entry, dict):
                     config_from_dict(DataSpec, entry, f"{section}.{i}")
     config = config_from_dict(TrainConfig, data)
+    _check_model_shape(config.model)
     if config.model:
         config.model_config()  # fail on a bad model section before anything loads
     if config.init_from:
