@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,9 +29,9 @@ def test_module_entry_point_prints_the_table():
 
 
 def test_json_output_with_overrides_that_do_not_fit(capsys):
-    assert main(["--config", str(PAPER), "micro_batch=32", "--json"]) == 0
+    assert main(["--config", str(PAPER), "gradient_checkpointing=false", "micro_batch=8", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["fits"] is False and data["config"]["micro_batch"] == 32
+    assert data["fits"] is False and data["config"]["micro_batch"] == 8
     assert data["suggestions"] and data["plan_to_fit"]["fits"] is True
     assert sum(c["bytes"] for c in data["components"]) == data["peak_bytes"]
     assert "micro_batch=" in data["plan_to_fit"]["args"] or "gradient_checkpointing=true" in data["plan_to_fit"]["args"]
@@ -50,3 +51,52 @@ def test_bad_override_exits_2_naming_the_key(capsys):
 def test_no_config_file_needed(capsys):
     assert main(["llm.preset=llama2-7b", "compute_dtype=float16", "budget_gib=24", "micro_batch=1"]) == 0
     assert "6.74B params" in capsys.readouterr().out
+
+
+ALIGN_70B = ROOT / "configs" / "align" / "image_llama2_70b.yaml"
+
+
+def test_training_config_is_planned_offline_by_preset():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "anymal.plan", "--config", str(ALIGN_70B), "--json"],
+        capture_output=True, text=True, cwd=ROOT, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["fits"] is True and 40 < data["peak_gib"] < 50
+    assert {c["name"] for c in data["components"]} >= {"llm weights", "encoder weights", "activations", "cuda context"}
+    assert [p["name"] for p in data["phases"]] == ["loss backward", "layer backward", "optimizer step"]
+    assert "LLM shape: preset llama2-70b" in data["notes"]
+    assert data["config"]["micro_batch"] == 4 and data["config"]["grad_accumulation"] == 32
+    assert data["config"]["gradient_checkpointing"] is True and data["config"]["mixed_precision"] == "bf16"
+    assert data["config"]["modalities"]["image"]["encoder_dtype"] == "bfloat16"
+
+
+def test_training_config_suggestions_use_the_trainers_names(capsys):
+    args = ["--config", str(ALIGN_70B), "gradient_checkpointing=false", "batch_size=8", "text_tokens=300", "--json"]
+    assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["fits"] is False and data["config"]["micro_batch"] == 8 and data["config"]["text_tokens"] == 300
+    assert data["plan_to_fit"]["fits"] and "gradient_checkpointing=true" in data["plan_to_fit"]["args"]
+    for s in data["suggestions"]:
+        assert not any(k in s["args"] for k in ("micro_batch", "grad_accumulation", "optimizer", "kbit_prepare"))
+    assert any("batch_size=" in s["args"] and "grad_accum=" in s["args"] for s in data["suggestions"])
+
+
+def test_init_from_stage_one_runs_not_there_yet_use_their_align_configs(capsys):
+    config = ROOT / "configs" / "instruct" / "multimodal_llama2_70b.yaml"
+    assert main(["--config", str(config), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data["config"]["modalities"]) == {"image", "audio", "imu", "video"}
+    assert data["config"]["lora_rank"] == 64 and data["config"]["quantization"] == "4bit"
+    assert sum("align config" in n for n in data["notes"]) == 4
+
+
+def test_hub_ids_map_to_presets():
+    from anymal.plan.from_train import preset_for
+
+    assert preset_for("meta-llama/Llama-2-70b-chat-hf") == "llama2-70b"
+    assert preset_for("meta-llama/Llama-2-13b-hf") == "llama2-13b"
+    assert preset_for("/models/llama2_7b") == "llama2-7b"
+    assert preset_for("mistralai/Mistral-7B-v0.1") is None
