@@ -240,6 +240,8 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
         llm=llm,
         adapter=folder / ADAPTER_DIR if (folder / ADAPTER_DIR).is_dir() else None,
     )
+    if contents.adapter is not None and (contents.adapter / "adapter_model.safetensors").is_file():
+        _read_weights(contents.adapter / "adapter_model.safetensors")  # refuses NaN/inf before PEFT loads it
     if version == 1:
         _read_version_1(contents, top, prints)
     else:

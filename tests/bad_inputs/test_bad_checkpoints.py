@@ -103,3 +103,19 @@ EXPECTED = {
 def test_bad_checkpoint_file_is_a_checkpoint_error_naming_it(case, ckpt, bad_files):
     CASES[case](ckpt, bad_files)
     expect_error(lambda: AnyMAL.from_pretrained(ckpt), CheckpointError, EXPECTED[case])
+
+
+def test_nan_in_a_lora_adapter_is_refused_naming_the_tensor(tmp_path):
+    from anymal.lora import add_lora
+
+    model = tiny_anymal(("toy",))
+    model.llm = add_lora(model.llm, rank=2, target_modules=["q_proj"])
+    model.save_pretrained(tmp_path / "ckpt", save_tokenizer=False)
+    adapter = tmp_path / "ckpt" / "adapter" / "adapter_model.safetensors"
+    weights = load_file(adapter)
+    key = sorted(weights)[0]
+    weights[key] = torch.full_like(weights[key], float("inf"))
+    save_file(weights, str(adapter))
+    expect_error(
+        lambda: AnyMAL.from_pretrained(tmp_path / "ckpt"), CheckpointError, r"adapter_model\.safetensors", "NaN/inf"
+    )
