@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
         help="run a plugin's encoder pretraining task (e.g. imu:imu_text_contrastive); options as options.KEY=VALUE",
     )
     parser.add_argument("--list-tasks", action="store_true", help="list the installed plugins' pretraining tasks")
+    parser.add_argument(
+        "--no-memory-check",
+        action="store_true",
+        help="start even when the memory plan says the run does not fit the GPU's free memory",
+    )
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=10 lora.rank=8")
     return parser
 
@@ -78,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(f"config OK: stage={config.stage}, {len(config.data)} dataset(s), output_dir={config.output_dir}")
             return 0
+        from anymal.plan.check import check_memory
+
+        memory = check_memory(config, args.config)
+        print(memory.message, file=sys.stderr if memory.fits is False else sys.stdout)
+        if memory.fits is False and not args.no_memory_check:
+            return 3
         from anymal.train.loop import train
 
         result = train(config, resume=args.resume)
