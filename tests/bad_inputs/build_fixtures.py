@@ -133,6 +133,35 @@ def _imu_ragged(path: Path) -> None:
     path.write_text("0.1,0.2,0.3,0.4,0.5,0.6\n0.1,0.2,0.3\n")
 
 
+# --- data rows (test_bad_rows.py) --------------------------------------------------------------------------------
+TOY_INPUT = "1 2 3 4 5 6 7 8\n"  # one valid input of the toy plugin (8 numbers)
+
+
+@builder("toy_input.txt")
+def _toy_input(path: Path) -> None:
+    path.write_text(TOY_INPUT)
+
+
+@builder("rows_caption_10mb.jsonl")
+def _caption_10mb(path: Path) -> None:
+    """Line 2 holds a 10 MB caption between two good pair rows (media: toy_input.txt beside it)."""
+    good = json.dumps({"toy": "toy_input.txt", "caption": "a toy signal"})
+    huge = json.dumps({"toy": "toy_input.txt", "caption": "word " * 2_000_000})
+    path.write_text(f"{good}\n{huge}\n{good}\n")
+
+
+@builder("rows_undecodable_base64.jsonl")
+def _undecodable_base64(path: Path) -> None:
+    """Line 2's media is valid base64 of bytes no decoder reads (a truncated PNG header and noise)."""
+    import base64
+
+    padded = TOY_INPUT.encode() + b" " * 48  # 64+ base64 characters: read as inline media, not a file name
+    good = json.dumps({"toy": base64.b64encode(padded).decode(), "caption": "a toy signal"})
+    noise = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 2).decode()
+    bad = json.dumps({"toy": noise, "caption": "broken bytes"})
+    path.write_text(f"{good}\n{bad}\n")
+
+
 def build(folder: str | Path) -> Path:
     """Writes every registered fixture into ``folder`` (created if needed) and returns it."""
     folder = Path(folder)
