@@ -73,7 +73,11 @@ def test_config_errors_fail_before_any_model_loads(tmp_path, capsys):
     with pytest.raises(ConfigError, match="unknown plugin 'smell'"):
         load_train_config(None, ["data=[{path: x}]", "model.llm.name_or_path=x", "model.modalities.smell={}"])
     config = tmp_path / "c.yaml"
-    config.write_text("model: {llm: {name_or_path: x}}\ndata: [{path: d.jsonl}]\nstage: pretraining\n")
+    data = tmp_path / "d.jsonl"  # --dry-run also checks that data files exist (preflight), so this one does
+    data.write_text("")
+    config.write_text(
+        f"model: {{llm: {{name_or_path: x}}}}\ndata: [{{kind: conversations, path: {data}}}]\nstage: pretraining\n"
+    )
     assert cli_main(["--config", str(config)]) == 2
     assert "stage='pretraining'" in capsys.readouterr().err
     assert cli_main(["--config", str(config), "--dry-run", "stage=instruct"]) == 0
