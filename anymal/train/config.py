@@ -145,7 +145,7 @@ class TrainConfig:
         _check_number(self.weight_decay, "weight_decay", 0)
         _check_number(self.max_grad_norm, "max_grad_norm", 0)  # 0: no clipping
         for module, module_lr in self.module_lr.items():
-            _check_number(module_lr, f"module_lr.{module}", 0, strict=True)
+            _check_number(module_lr, f"module_lr.{module}", 0)  # 0 freezes that module
         if not self.output_dir:
             raise ConfigError("output_dir: empty; expected a folder")
         seen = set()
