@@ -37,7 +37,7 @@ def _as_array(values: Any, width: int, what: str) -> np.ndarray:
 class _Coords:
     """Shared storage and frame handling of ``Boxes`` (width 4) and ``Points`` (width 2)."""
 
-    data: np.ndarray
+    data: Any  # anything array-like on input; a read-only float64 ``np.ndarray`` once built
     frame: Frame = field(default=NORMALIZED)
 
     _width = 0
@@ -52,11 +52,7 @@ class _Coords:
         return int(self.data.shape[0])
 
     def __eq__(self, other: object) -> bool:
-        return (
-            type(other) is type(self)
-            and self.frame == other.frame  # type: ignore[attr-defined]
-            and np.array_equal(self.data, other.data)  # type: ignore[attr-defined]
-        )
+        return type(other) is type(self) and self.frame == other.frame and np.array_equal(self.data, other.data)
 
     def __hash__(self) -> int:
         return hash((type(self), self.frame, self.data.tobytes()))

@@ -36,7 +36,7 @@ def decode_segmentation(segmentation: Any, height: int, width: int, where: str =
     RLE ``{"size": [h, w], "counts": [int, ...]}`` and a compressed RLE ``{"size": [h, w], "counts": "..."}``.
     Raises ``DataError`` naming ``where`` when the value is none of these or does not fit the image.
     """
-    from pycocotools import mask as mask_utils
+    from pycocotools import mask as mask_utils  # type: ignore[import-untyped]
 
     try:
         with _pycocotools_numpy2():

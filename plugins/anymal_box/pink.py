@@ -58,7 +58,7 @@ def format_boxes(boxes: Boxes, labels: Sequence[str] | None = None, sort: bool =
     for i in order:
         parts.append(format_box(norm.data[i]))
         if labels is not None:
-            parts.append(labels[i])
+            parts.append(labels[int(i)])
     return " ".join(parts)
 
 

@@ -137,7 +137,7 @@ def parse(text: str, frame: GridFrame = QWEN_GRID) -> ParseResult:
             continue
         else:
             start, body = tag.start(), text[tag.end() : body_end]
-            end = nxt.end() if closed else body_end
+            end = nxt.end() if (closed and nxt is not None) else body_end
             k += 2 if closed else 1
         prev_end = end
         if name == "ref":
