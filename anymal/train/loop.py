@@ -26,7 +26,7 @@ from anymal.lora import add_lora, has_lora
 from anymal.processing import IGNORE_INDEX
 from anymal.progress import bars_disabled_by_env
 from anymal.train.checkpointing import latest_checkpoint, load_training_state, save_training_state
-from anymal.train.config import TrainConfig, save_resolved
+from anymal.train.config import TrainConfig, preflight, save_resolved
 from anymal.train.dataset import Collator, EpochExamples, TrainingDataset, read_examples
 from anymal.train.feature_cache import FeatureCache
 from anymal.train.metrics import MetricsWriter
@@ -213,6 +213,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
 
     from anymal.train.schedule import cosine_with_warmup
 
+    preflight(config)  # fails on data files, modalities and init_from before anything heavy loads
     accelerator = make_accelerator(config)
     set_seed(config.seed)
     output_dir = Path(config.output_dir)
@@ -338,11 +339,12 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             "final_loss": result.losses[-1] if result.losses else None,
             "eval_losses": result.eval_losses,
             "skipped": result.skipped,
+            "skipped_examples": guard.examples,  # per reason, the first rows' file:line and error
             "data_report": report.to_dict(),
         }
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         if result.skipped:
-            print(f"skipped bad items: {result.skipped} (details: {report})")
+            print(f"skipped bad items: {result.skipped} (details: {report}; {guard.summary()})")
     metrics.close()
     accelerator.wait_for_everyone()
     return result
