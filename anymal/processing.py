@@ -43,7 +43,7 @@ _TAG_RE = re.compile(r"<([a-z][a-z0-9_]*)>")
 def installed_plugin_names() -> set[str]:
     """Names of the installed modality plugins, none of them imported: the ``anymal.plugins`` entry points plus
     the plugins registered with ``register_plugin`` in this process."""
-    return set(registry.entry_point_names()) | set(registry._registered)
+    return set(registry.entry_point_names()) | set(registry.registered_names())
 
 
 def check_unicode(text: str, where: str = "prompt") -> None:

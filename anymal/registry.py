@@ -93,6 +93,11 @@ def get_plugin(name: str) -> type[ModalityPlugin]:
     return cls
 
 
+def registered_names() -> list[str]:
+    """Names registered in this process with :func:`register_plugin` (not entry points), sorted."""
+    return sorted(_registered)
+
+
 def list_plugins() -> list[str]:
     """Names of the plugins that load; broken ones are skipped with a warning naming the problem."""
     names = set(_registered)

@@ -58,6 +58,7 @@ class FeatureCache:
         self._content: dict[tuple[str, int, int], str] = {}
         self.hits = 0
         self.writes = 0
+        self.failures: list[str] = []  # inputs precompute could not read, with the row they came from
 
     def encoder_key(self, modality: str) -> str:
         if modality not in self._encoder_keys:
@@ -100,8 +101,10 @@ class FeatureCache:
         self.writes += 1
 
     def precompute(self, examples: Iterable, batch_size: int = 8, show_progress: bool = True) -> dict[str, int]:
-        """Encodes every input of ``examples`` that is not cached yet. Bad inputs are left out (counted)."""
+        """Encodes every input of ``examples`` that is not cached yet. Bad inputs are left out: counted in the
+        returned ``failed`` and listed in ``self.failures`` as ``file:line (modality): error``."""
         todo: dict[str, dict[str, Any]] = {}
+        where: dict[int, str] = {}  # id(ref) -> the row it came from
         for example in examples:
             for modality, refs in example.media.items():
                 if modality not in self.model.plugins:
@@ -110,6 +113,7 @@ class FeatureCache:
                     try:
                         if not self.path(modality, ref).is_file():
                             todo.setdefault(modality, {})[self.content_hash(ref)] = ref
+                            where[id(ref)] = f"{getattr(example, 'location', '?')} ({modality})"
                     except OSError:
                         continue
         stats = {"encoded": 0, "failed": 0}
@@ -124,8 +128,9 @@ class FeatureCache:
                     try:
                         items.append(plugin.preprocess(ref.raw()))
                         chunk.append(ref)
-                    except AnyMALError:
+                    except AnyMALError as exc:
                         stats["failed"] += 1
+                        self.failures.append(f"{where.get(id(ref), '?')}: {exc}")
                 if items:
                     features = self.model.encode_features(modality, plugin.collate(items))
                     for i, ref in enumerate(chunk):

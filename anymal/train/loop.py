@@ -232,6 +232,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         if main:
             stats = cache.precompute(examples, batch_size=config.batch_size)
             print(f"feature cache {config.feature_cache}: {stats['encoded']} encoded, {stats['failed']} unreadable")
+            for failure in cache.failures[:5]:
+                print(f"  unreadable: {failure}")
         accelerator.wait_for_everyone()
     dataset = TrainingDataset(examples, model, config.chat, config.on_error, cache, seed=config.seed)
     eval_dataset = None

@@ -47,3 +47,23 @@ def test_cache_is_invalidated_by_content_and_encoder_changes(tmp_path, coco_phot
     inline = MediaRef(data=coco_photos[0].read_bytes())
     cache.put("image", inline, features)
     assert torch.equal(cache.get("image", MediaRef(data=coco_photos[0].read_bytes())), features)
+
+
+def test_unreadable_inputs_are_listed_with_their_row(tmp_path):
+    import json
+
+    from anymal.testing import write_toy_input
+    from anymal.train.config import DataSpec
+    from anymal.train.dataset import read_examples
+
+    good = write_toy_input(tmp_path / "good.txt", torch.arange(8.0))
+    (tmp_path / "bad.txt").write_text("not numbers at all\n")
+    rows = [{"toy": str(good), "caption": "fine"}, {"toy": str(tmp_path / "bad.txt"), "caption": "broken"}]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model = tiny_anymal(("toy",))
+    spec = DataSpec(kind="pairs", path=str(tmp_path / "pairs.jsonl"), modality="toy", media_key="toy")
+    examples, _ = read_examples([spec], model.plugins, "skip", seed=0)
+    cache = FeatureCache(tmp_path / "cache", model)
+    stats = cache.precompute(examples, show_progress=False)
+    assert stats == {"encoded": 1, "failed": 1}
+    assert len(cache.failures) == 1 and cache.failures[0].startswith(f"{tmp_path / 'pairs.jsonl'}:2 (toy): ")
