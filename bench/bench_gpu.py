@@ -266,8 +266,9 @@ def pairs(work: Path, n_words: int, n: int = 16) -> Path:
     return folder / "pairs.jsonl"
 
 
-def text_tokens(config, tokenizer_folder: Path, epochs: int) -> int:
-    """The longest text row (prompt + caption + EOS, modality sentinels left out) over the run's batches."""
+def batch_lengths(config, tokenizer_folder: Path, epochs: int) -> list[int]:
+    """Per batch in the order training sees them: the longest text row (prompt + caption + EOS, sentinels left
+    out). Captioning instructions are re-drawn every epoch, so new lengths appear at epoch starts."""
     from transformers import AutoTokenizer
 
     from anymal.processing import SENTINEL_BASE, PromptEncoder
@@ -278,15 +279,63 @@ def text_tokens(config, tokenizer_folder: Path, epochs: int) -> int:
     names = list(config.model["modalities"])
     source = EpochExamples(config.data, names, "raise", config.seed)
     encoder = PromptEncoder(tok, names)
-    longest = 0
+    out: list[int] = []
     for epoch in range(epochs):
         examples = source(epoch)
         rows = [encoder.encode_conversation(e.turns, {k: len(v) for k, v in e.media.items()}, chat=config.chat,
                                             where="")[0] for e in examples]  # fmt: skip
         lens = [sum(1 for t in r if t > SENTINEL_BASE) for r in rows]
         sampler = ShardedBatchSampler(len(examples), config.batch_size, config.seed, epoch, groups=["x"] * len(rows))
-        longest = max([longest] + [max(lens[i] for i in b) for b in sampler.global_batches()])
-    return longest
+        out += [max(lens[i] for i in b) for b in sampler.global_batches()]
+    return out
+
+
+def text_tokens(config, tokenizer_folder: Path, epochs: int) -> int:
+    """The longest text row over the run's batches."""
+    return max(batch_lengths(config, tokenizer_folder, epochs))
+
+
+def shape_rows(run: dict[str, Any], lengths: list[int], multiple: int | None = None, offset: int = 64) -> None:
+    """Adds each timed step's padded sequence length and whether the run met that length for the first time:
+    the test of "the epoch-start stall is the first step at a new sequence length" (new GEMM shapes)."""
+    if "step_s_all" not in run:
+        return
+    lengths = [n + offset for n in lengths]  # text plus the modality tokens: the LLM's sequence length
+    if multiple:
+        lengths = [-(-n // multiple) * multiple for n in lengths]
+    seen = {lengths[0]}
+    firsts = []
+    for n in lengths[1 : len(run["step_s_all"]) + 1]:
+        firsts.append(n not in seen)
+        seen.add(n)
+    run["step_seq_len"] = lengths[1 : len(firsts) + 1]
+    run["step_is_new_length"] = firsts
+    steps = run["step_s_all"]
+    new = [t for t, f in zip(steps, firsts) if f]
+    old = [t for t, f in zip(steps, firsts) if not f]
+    run["new_length_step_s_median"] = round(float(np.median(new)), 4) if new else None
+    run["seen_length_step_s_median"] = round(float(np.median(old)), 4) if old else None
+
+
+def padded_fuse(multiple: int):
+    """``AnyMAL.fuse`` padding every batch to a multiple of ``multiple`` tokens (masked, labels ignored): the fix
+    proposed for the stall, tried here without changing anymal."""
+    from anymal.fusion import FusedInputs
+    from anymal.modeling import AnyMAL
+    from anymal.processing import IGNORE_INDEX
+
+    original = AnyMAL.fuse
+
+    def fuse(self, *args: Any, **kwargs: Any):
+        fused = original(self, *args, **kwargs)
+        extra = -fused.inputs_embeds.shape[1] % multiple
+        if not extra:
+            return fused
+        pad = torch.nn.functional.pad
+        labels = None if fused.labels is None else pad(fused.labels, (0, extra), value=IGNORE_INDEX)
+        return FusedInputs(pad(fused.inputs_embeds, (0, 0, 0, extra)), pad(fused.attention_mask, (0, extra)), labels)
+
+    return original, fuse
 
 
 def plan_of(config, tokens: int) -> dict[str, Any]:
@@ -443,14 +492,27 @@ def generate() -> dict[str, Any]:
 
 @phase("train_align")
 def train_align(folder: Path, work: Path) -> dict[str, Any]:
+    from anymal.modeling import AnyMAL
+
     MODEL.pop("m", None)
     config = train_config(folder, work, pairs(work, 24), "align", "run_align")
-    epochs = -(-ARGS.steps * 4 // 16)
-    plan = plan_of(config, text_tokens(config, folder, epochs))
+    lengths = batch_lengths(config, folder, -(-ARGS.steps * 4 // 16))
+    plan = plan_of(config, max(lengths))
     out = timed_train(config, epoch_rows=16)
+    shape_rows(out, lengths)
     out["plan"] = plan
     if out.get("nvml_peak_gib"):
         out["plan_error_pct"] = round(100 * (plan["peak_gib"] / out["nvml_peak_gib"] - 1), 1)
+    # the same run with batches padded to a multiple of 64 tokens: no new shapes after the first step
+    original, fuse = padded_fuse(64)
+    AnyMAL.fuse = fuse  # type: ignore[method-assign]
+    try:
+        padded = timed_train(train_config(folder, work, pairs(work, 24), "align", "run_align_pad64"), epoch_rows=16)
+    finally:
+        AnyMAL.fuse = original  # type: ignore[method-assign]
+    shape_rows(padded, lengths, multiple=64)
+    out["padded_to_64"] = {k: v for k, v in padded.items() if k.startswith(("step_", "epoch_", "other_", "new_",
+                                                                             "seen_", "nvml", "max_"))}  # fmt: skip
     return out
 
 
@@ -460,8 +522,10 @@ def instruct_qlora(folder: Path, work: Path) -> dict[str, Any]:
 
     lora = LoRASpec(rank=64, alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
     config = train_config(folder, work, pairs(work, 24), "instruct", "run_instruct", lora=lora)
-    plan = plan_of(config, text_tokens(config, folder, -(-ARGS.steps * 4 // 16)))
+    lengths = batch_lengths(config, folder, -(-ARGS.steps * 4 // 16))
+    plan = plan_of(config, max(lengths))
     out = timed_train(config, epoch_rows=16)
+    shape_rows(out, lengths)
     out["plan"] = plan
     if out.get("nvml_peak_gib"):
         out["plan_error_pct"] = round(100 * (plan["peak_gib"] / out["nvml_peak_gib"] - 1), 1)
