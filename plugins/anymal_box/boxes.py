@@ -19,7 +19,12 @@ from anymal_box.frames import NORMALIZED, Frame, PixelFrame, convert_coords
 
 
 def _as_array(values: Any, width: int, what: str) -> np.ndarray:
-    """``values`` as a float64 ``[N, width]`` array (an empty input gives ``[0, width]``)."""
+    """``values`` as a float64 ``[N, width]`` array (an empty input gives ``[0, width]``).
+
+    Torch tensors (a box head's output, on any device, with or without grad) are detached and copied to the CPU.
+    """
+    if hasattr(values, "detach") and hasattr(values, "cpu"):
+        values = values.detach().float().cpu().numpy()
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -182,7 +187,7 @@ class Boxes(_Coords):
         """The coordinates as a ``torch.Tensor`` ``[N, 4]`` (float32 unless ``dtype`` says otherwise)."""
         import torch
 
-        return torch.as_tensor(self.data, dtype=dtype or torch.float32)
+        return torch.from_numpy(self.data.copy()).to(dtype or torch.float32)  # a copy: ours is read-only
 
 
 class Points(_Coords):

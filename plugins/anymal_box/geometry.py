@@ -10,12 +10,15 @@ the integer sizes and offsets are the ones torchvision/open_clip compute).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from anymal.errors import ConfigError, InputError
 from anymal_box.boxes import Boxes, Points
 from anymal_box.frames import PixelFrame
+
+C = TypeVar("C", Boxes, Points)
 
 
 def _size(size: tuple[float, float], what: str) -> tuple[float, float]:
@@ -155,12 +158,12 @@ class Geometry:
             out[:, axis::2] = (out[:, axis::2] - o) / s if inverse else out[:, axis::2] * s + o
         return out
 
-    def forward(self, coords: Boxes | Points) -> Boxes | Points:
+    def forward(self, coords: C) -> C:
         """Source-image boxes/points (any frame) -> pixels of the destination image (not clipped)."""
         src = coords.to(self.src_frame)
         return type(coords)(self._apply(src.data, inverse=False), self.dst_frame)
 
-    def inverse(self, coords: Boxes | Points) -> Boxes | Points:
+    def inverse(self, coords: C) -> C:
         """Destination-image boxes/points (any frame, e.g. a model's normalised box) -> source pixels.
 
         Not clipped: a box reaching into padding maps outside the photo; call ``.clip()`` to cut it to the photo.

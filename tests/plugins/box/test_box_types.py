@@ -84,3 +84,11 @@ def test_bad_shapes_and_frames_are_input_errors():
     with pytest.raises(InputError, match=r"points\[0\]"):
         Points([[1.5, 0.2]]).validate()
     assert Points([[0.5, 0.2]]).validate().to(PHOTO).data.tolist() == [[320, 96]]
+
+
+def test_boxes_from_a_box_head_tensor_and_back():
+    torch = pytest.importorskip("torch")
+    head_out = torch.tensor([[0.1, 0.2, 0.5, 0.75]], requires_grad=True) * 1.0  # a non-leaf with grad
+    boxes = Boxes(head_out, NORMALIZED)
+    np.testing.assert_allclose(boxes.to(PHOTO).data, [[64, 96, 320, 360]], rtol=1e-6)
+    assert boxes.as_tensor().dtype == torch.float32 and boxes.as_tensor().shape == (1, 4)
