@@ -214,8 +214,8 @@ def anymal_config(folder: Path, image: Any):
 
 
 def towers_on_device() -> None:
-    """Random vision towers are initialised on the GPU (a 1.8B-parameter ViT takes long on the CPU); the weights
-    and dtypes are what anymal would place there."""
+    """Random vision towers are initialised on the GPU (a 1.8B-parameter ViT takes long on the CPU) and cast to
+    the config's ``encoder_dtype``: the weights and dtypes anymal places there."""
     from anymal_image.plugin import ImagePlugin
 
     original = ImagePlugin.build_encoder
@@ -223,10 +223,14 @@ def towers_on_device() -> None:
         return
 
     def build_encoder(self):
+        from anymal.plugin import encoder_dtype_for
+
         if torch.empty(0).device.type == "meta":  # the planner counting parameters: stay on meta
             return original(self)
         with torch.device(ARGS.device):
-            return original(self)
+            tower = original(self)
+        # encoder_dtype as anymal.plugin.place_frozen_encoder applies it (for an AnyMAL that does not call it yet)
+        return tower.to(dtype=encoder_dtype_for(self.config.encoder_dtype, ARGS.device))
 
     build_encoder._on_device = True  # type: ignore[attr-defined]
     ImagePlugin.build_encoder = build_encoder  # type: ignore[method-assign]
