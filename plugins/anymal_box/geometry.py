@@ -87,12 +87,15 @@ class Geometry:
         return cls.resize((w, h), (round(w / ratio), round(h / ratio)))
 
     @classmethod
-    def center_crop_or_pad(cls, src: tuple[float, float], size: tuple[int, int]) -> Geometry:
+    def center_crop_or_pad(cls, src: tuple[float, float], size: tuple[int, int], rounding: str = "round") -> Geometry:
         """open_clip ``CenterCropOrPad`` / torchvision ``CenterCrop`` to ``size = (width, height)``.
 
         Pads (``(size - w) // 2`` on the left/top) where the image is smaller, then crops at
-        ``round((w - size) / 2)``, which is what both libraries do.
+        ``round((w - size) / 2)``, which is what both libraries do; ``rounding="floor"`` crops at
+        ``(w - size) // 2`` as transformers' image processors do (the two differ by a pixel when ``w - size`` is odd).
         """
+        if rounding not in ("round", "floor"):
+            raise ConfigError(f"rounding={rounding!r}: expected 'round' or 'floor'")
         w, h = _size(src, "crop source")
         cw, ch = size
         geo = cls.identity((w, h))
@@ -105,7 +108,11 @@ class Geometry:
         w2, h2 = geo.dst
         if (w2, h2) == (cw, ch):
             return geo
-        return geo.then(cls.crop((w2, h2), round((w2 - cw) / 2.0), round((h2 - ch) / 2.0), cw, ch))
+        if rounding == "floor":
+            left, top = (w2 - cw) // 2, (h2 - ch) // 2
+        else:
+            left, top = round((w2 - cw) / 2.0), round((h2 - ch) / 2.0)
+        return geo.then(cls.crop((w2, h2), left, top, cw, ch))
 
     @classmethod
     def expand_to_square(cls, src: tuple[float, float]) -> Geometry:
@@ -132,6 +139,26 @@ class Geometry:
             first = cls.resize_longest(src, image_size)
             return first.then(cls.center_crop_or_pad(first.dst, square))
         raise ConfigError(f"resize_mode={resize_mode!r}: expected 'shortest', 'squash' or 'longest'")
+
+    @classmethod
+    def for_hf_processor(
+        cls,
+        src: tuple[float, float],
+        shortest_edge: int | None = None,
+        crop_size: int | None = None,
+        size: tuple[int, int] | None = None,
+    ) -> Geometry:
+        """The geometry of a transformers image processor: ``CLIPImageProcessor`` (``shortest_edge`` resize, then
+        a centre crop of ``crop_size`` at the floored offset) or a fixed ``size=(width, height)`` squash resize
+        (``SiglipImageProcessor``), the image plugin's ``backend="hf"`` transforms."""
+        if size is not None:
+            return cls.resize(src, size)
+        if shortest_edge is None:
+            raise ConfigError("for_hf_processor: give shortest_edge (CLIP-style) or size (squash)")
+        first = cls.resize_shortest(src, shortest_edge)
+        if crop_size is None:
+            return first
+        return first.then(cls.center_crop_or_pad(first.dst, (crop_size, crop_size), rounding="floor"))
 
     # --- composition and mapping -------------------------------------------------------------------------------
     def then(self, nxt: Geometry) -> Geometry:

@@ -128,6 +128,45 @@ def test_geometry_matches_the_real_open_clip_transform(mode):
     np.testing.assert_allclose(back, [x1, y1, x2, y2], atol=1.0 / min(g.scale))
 
 
+def _seen_rectangle(transform, size, rect):
+    """Draw ``rect`` white on a black image of ``size``, transform it, threshold, and return the pixel-edge box."""
+    from PIL import Image
+
+    image = np.zeros((size[1], size[0], 3), dtype=np.uint8)
+    x1, y1, x2, y2 = rect
+    image[y1:y2, x1:x2] = 255
+    out = transform(Image.fromarray(image))[0].numpy()
+    ys, xs = np.nonzero(out > 0.5)
+    return [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+
+
+@pytest.mark.parametrize("size", [(640, 480), (641, 480), (480, 643)])
+def test_geometry_matches_the_real_hf_clip_processor(size):
+    """transformers crops at the floored offset: for 641x480 the resize gives 299 columns and the crop starts at
+    (299 - 224) // 2 = 37, where torchvision/open_clip start at round(37.5) = 38; the test tells them apart."""
+    transformers = pytest.importorskip("transformers")
+    processor = transformers.CLIPImageProcessor(
+        size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}, image_mean=[0] * 3, image_std=[1] * 3
+    )
+    rect = (150, 150, 300, 400)  # inside the centre crop of every size here
+    seen = _seen_rectangle(lambda im: processor(images=im, return_tensors="pt")["pixel_values"][0], size, rect)
+    g = Geometry.for_hf_processor(size, shortest_edge=224, crop_size=224)
+    np.testing.assert_allclose(seen, g.forward(Boxes([rect], PixelFrame(*size))).data[0], atol=0.75)
+    if size == (641, 480):
+        assert g.offset[0] == -37 and Geometry.for_open_clip(size, 224).offset[0] == -38
+
+
+def test_geometry_matches_the_real_hf_siglip_processor():
+    transformers = pytest.importorskip("transformers")
+    processor = transformers.SiglipImageProcessor(
+        size={"height": 224, "width": 224}, image_mean=[0] * 3, image_std=[1] * 3
+    )
+    rect = (250, 60, 420, 300)
+    seen = _seen_rectangle(lambda im: processor(images=im, return_tensors="pt")["pixel_values"][0], COCO_SIZE, rect)
+    g = Geometry.for_hf_processor(COCO_SIZE, size=(224, 224))
+    np.testing.assert_allclose(seen, g.forward(Boxes([rect], PHOTO)).data[0], atol=0.75)
+
+
 def test_inverse_of_a_box_in_padding_leaves_the_photo_until_clipped():
     g = Geometry.for_open_clip(COCO_SIZE, 224, "longest")  # 28 rows of padding above and below
     box = g.inverse(Boxes([[0, 0, 224, 224]], g.dst_frame))

@@ -123,3 +123,12 @@ def test_lenient_parse_never_raises_and_returns_only_good_boxes(text):
         assert text[problem.start : problem.end] == problem.text
     qwen.qwen_eval_box(text)
     qwen.strip_grounding(text)
+
+
+@FUZZ
+@given(normalized_boxes(), st.text(alphabet=st.characters(exclude_characters="<>()"), max_size=20))
+def test_good_boxes_survive_surrounding_junk(boxes, junk):
+    text = junk + junk.join(qwen.format_boxes(boxes[i]) for i in range(len(boxes))) + junk
+    parsed = qwen.parse(text)
+    assert parsed.ok and len(parsed.boxes) == len(boxes)
+    assert parsed.boxes == Boxes(qwen.to_grid(boxes), QWEN_GRID)
