@@ -14,7 +14,7 @@ import numpy as np
 
 from anymal_box.boxes import Boxes, Points
 from anymal_box.frames import NORMALIZED
-from anymal_box.parsed import ParseProblem, ParseResult
+from anymal_box.parsed import Grounding, ParseProblem, ParseResult
 
 EMPTY = "N/A"
 DECIMALS = 3
@@ -116,6 +116,28 @@ def parse(text: str) -> ParseResult:
         (),
         tuple(problems),
     )
+
+
+def parse_labeled(text: str) -> ParseResult:
+    """Pink's ``"[box] name [box] name"`` answers (coarse location, relation locate-and-classify): ``parse`` plus
+    one ``Grounding`` per box whose phrase is the text after it up to the next box (None when there is none).
+
+    Groundings are built from the well-formed boxes only, so a skipped box's label is dropped with it (and its
+    text may run into the previous box's label); ``problems`` says where.
+    """
+    result = parse(text)
+    if not isinstance(text, str) or not len(result.boxes):
+        return result
+    spans = [m for m in _GROUP.finditer(text) if (v := _numbers(m.group(1))) is not None and len(v) == 4]
+    good = {tuple(b) for b in result.boxes.data.tolist()}
+    kept = [m for m in spans if tuple(_numbers(m.group(1)) or ()) in good]
+    groundings = []
+    for i, match in enumerate(kept):
+        stop = kept[i + 1].start() if i + 1 < len(kept) else len(text)
+        label = text[match.end() : stop].strip(" ,;.\n") or None
+        box = Boxes([_numbers(match.group(1))], NORMALIZED)
+        groundings.append(Grounding(label, box))
+    return ParseResult(result.boxes, result.points, tuple(groundings), result.problems)
 
 
 def pink_eval_box(text: str) -> Boxes | None:

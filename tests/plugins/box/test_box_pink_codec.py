@@ -96,3 +96,23 @@ def test_good_boxes_survive_surrounding_junk(boxes, junk):
     text = junk + junk.join(pink.format_box(b) for b in boxes.data) + junk
     parsed = pink.parse(text)
     assert len(parsed.boxes) == len(boxes)
+
+
+def test_parse_labeled_pairs_each_box_with_the_name_after_it():
+    text = "[0.520,0.166,0.581,0.387] remote [0.543,0.053,1.000,0.770] cat"
+    result = pink.parse_labeled(text)
+    assert [g.phrase for g in result.groundings] == ["remote", "cat"]
+    assert result.groundings[1].boxes == Boxes([[0.543, 0.053, 1.0, 0.77]])
+    # a malformed box is reported and its label goes with it into the previous label's text
+    bad = pink.parse_labeled("[0.1,0.1,0.2,0.2] cat [0.9,0.9,0.1,0.1] dog")
+    assert [g.phrase for g in bad.groundings] == ["cat [0.9,0.9,0.1,0.1] dog"] and len(bad.problems) == 1
+    assert pink.parse_labeled("[0.1,0.1,0.2,0.2]").groundings[0].phrase is None
+    assert pink.parse_labeled("N/A").groundings == ()
+
+
+@FUZZ
+@given(normalized_boxes(), st.lists(st.text(alphabet="abcdefgh ", min_size=1, max_size=8), min_size=6, max_size=6))
+def test_labeled_round_trip(boxes, labels):
+    labels = [lab.strip() or "x" for lab in labels[: len(boxes)]]
+    result = pink.parse_labeled(pink.format_boxes(boxes, labels=labels, sort=False))
+    assert [g.phrase for g in result.groundings] == labels
