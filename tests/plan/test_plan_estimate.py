@@ -23,8 +23,12 @@ def paper():
 def test_paper_setup_fits_one_80gb_gpu_at_batch_4(paper):
     est = estimate(paper)
     assert paper.micro_batch == 4 and paper.quantization == "4bit" and paper.arch().total_params() == 68_976_648_192
-    assert est.fits
-    assert 60 * GIB < est.peak_bytes < 80 * GIB
+    assert paper.gradient_checkpointing and est.fits
+    assert 40 * GIB < est.peak_bytes < 50 * GIB
+    # without checkpointing it still fits at 256 text tokens, but not with longer captions
+    plain = apply_overrides(paper, {"gradient_checkpointing": False})
+    assert 65 * GIB < estimate(plain).peak_bytes < 80 * GIB
+    assert not estimate(apply_overrides(plain, {"text_tokens": 384})).fits
     assert sum(c.bytes for c in est.components) == est.peak_bytes
     names = [c.name for c in est.components]
     for part in ("llm weights", "quantisation constants", "activations", "optimizer states", "cuda context"):
@@ -46,7 +50,7 @@ def test_paper_setup_in_bf16_does_not_fit_and_4bit_is_the_fix(paper):
 
 
 def test_larger_batch_is_fixed_by_checkpointing_or_accumulation_before_touching_the_model(paper):
-    cfg = apply_overrides(paper, {"micro_batch": 16})
+    cfg = apply_overrides(paper, {"micro_batch": 16, "gradient_checkpointing": False, "grad_accumulation": 1})
     est = estimate(cfg)
     assert not est.fits
     by_change = {next(iter(s.overrides)): s for s in suggest(cfg, est)}
@@ -59,7 +63,7 @@ def test_larger_batch_is_fixed_by_checkpointing_or_accumulation_before_touching_
 
 
 def test_gradient_checkpointing_keeps_one_hidden_state_per_layer(paper):
-    plain = estimate(paper)
+    plain = estimate(apply_overrides(paper, {"gradient_checkpointing": False}))
     ckpt = estimate(apply_overrides(paper, {"gradient_checkpointing": True}))
     tokens = paper.micro_batch * paper.seq_len
     assert ckpt.details["checkpointed_layer_bytes"] == tokens * 8192 * 2
