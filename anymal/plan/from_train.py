@@ -302,6 +302,12 @@ def plan_from_train(
         if key not in PLAN_KEYS:
             raise ConfigError(f"{key}: not a planner knob; expected one of {', '.join(PLAN_KEYS)} or llm.preset")
         data[key] = value
+    multiple = model.llm.pad_to_multiple_of
+    if multiple:  # batches padded to a multiple of this many tokens: plan the padded length
+        media = sum(m.tokens_per_item * m.items_per_example for m in loads.values())
+        text = int(data.get("text_tokens", PlanConfig().text_tokens))
+        data["text_tokens"] = -(-(text + media) // multiple) * multiple - media
+        notes.append(f"text tokens {text} -> {data['text_tokens']}: sequences padded to a multiple of {multiple}")
     try:
         return PlanConfig(**data), notes
     except TypeError as exc:

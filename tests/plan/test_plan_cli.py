@@ -100,3 +100,10 @@ def test_hub_ids_map_to_presets():
     assert preset_for("meta-llama/Llama-2-13b-hf") == "llama2-13b"
     assert preset_for("/models/llama2_7b") == "llama2-7b"
     assert preset_for("mistralai/Mistral-7B-v0.1") is None
+
+
+def test_padding_to_a_multiple_is_planned(capsys):
+    args = ["--config", str(ALIGN_70B), "text_tokens=200", "model.llm.pad_to_multiple_of=64", "--json"]
+    assert main(args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["config"]["text_tokens"] == 320 - 64  # 200 text + 64 image tokens = 264, padded to 320
