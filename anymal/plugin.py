@@ -66,8 +66,18 @@ def place_frozen_encoder(encoder: nn.Module, config: PluginConfig, device: torch
 
     ``AnyMAL._attach`` calls it in place of ``encoder.to(device)``.
     """
+    from anymal.fingerprint import fingerprint_module
+
     dtype = encoder_dtype_for(getattr(config, "encoder_dtype", "float32"), device)
+    floating = [t for t in (*encoder.parameters(), *encoder.buffers()) if t.is_floating_point()]
+    if any(t.dtype != dtype for t in floating) and not hasattr(encoder, ENCODER_FINGERPRINT_ATTR):
+        # the weights as built: a checkpoint saved on CUDA (bf16 encoder) still matches on a CPU (float32), and back
+        setattr(encoder, ENCODER_FINGERPRINT_ATTR, fingerprint_module(encoder))
     return encoder.to(device=device, dtype=dtype)
+
+
+# where place_frozen_encoder keeps the fingerprint of an encoder's weights before their cast (see fingerprint_module)
+ENCODER_FINGERPRINT_ATTR = "anymal_fingerprint_as_built"
 
 
 @dataclass(frozen=True)

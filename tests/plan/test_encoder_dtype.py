@@ -80,3 +80,15 @@ def test_planner_counts_the_encoder_in_its_dtype():
         return estimate(cfg).component("encoder weights")
 
     assert enc_bytes("float32") == 4_000_000 and enc_bytes("bfloat16") == 2_000_000
+
+
+def test_the_fingerprint_as_built_is_kept_through_the_cast():
+    from anymal.fingerprint import fingerprint_module
+    from anymal.plugin import ENCODER_FINGERPRINT_ATTR
+    from anymal.testing import ToyPlugin, ToyPluginConfig
+
+    plugin = ToyPlugin(ToyPluginConfig(encoder_dtype="bfloat16"))
+    encoder = freeze(plugin.build_encoder())
+    as_built = fingerprint_module(encoder)
+    placed = place_frozen_encoder(encoder, plugin.config, "cpu")
+    assert getattr(placed, ENCODER_FINGERPRINT_ATTR) == as_built != fingerprint_module(placed)
