@@ -107,3 +107,21 @@ def test_padding_to_a_multiple_is_planned(capsys):
     assert main(args) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["config"]["text_tokens"] == 320 - 64  # 200 text + 64 image tokens = 264, padded to 320
+
+
+def test_init_from_an_existing_checkpoint_reads_its_stored_config(tmp_path, capsys):
+    from anymal.testing import ToyPluginConfig, tiny_anymal
+
+    model = tiny_anymal(plugins={"toy": ToyPluginConfig(num_tokens=6)})
+    model.save_pretrained(tmp_path / "ckpt")
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"conversations": []}\n')
+    config = tmp_path / "instruct.yaml"
+    config.write_text(
+        f"init_from: {{toy: {tmp_path / 'ckpt'}}}\nstage: instruct\ndata: [{{kind: conversations, path: {data}}}]\n"
+        "lora: {rank: 8}\nbatch_size: 2\n"
+    )
+    assert main(["--config", str(config), "device=cpu", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["config"]["modalities"]["toy"]["tokens_per_item"] == 6 and out["config"]["lora_rank"] == 8
+    assert any("its stored config" in n for n in out["notes"]) and out["config"]["llm"]["config_json"]
