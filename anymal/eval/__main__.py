@@ -18,7 +18,8 @@ from anymal.errors import AnyMALError, ConfigError, DataError
 from anymal.eval.items import DATA_KINDS, read_eval_items
 from anymal.eval.likelihood import NORMALIZATIONS
 from anymal.eval.metrics.caption import TOKENIZERS
-from anymal.eval.runner import MC_TARGETS, evaluate
+from anymal.eval.predictions import PredictionStore
+from anymal.eval.runner import MC_TARGETS, evaluate, prediction_settings
 from anymal.eval.tasks import TASKS, get_task
 
 
@@ -82,6 +83,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out) if args.out else Path(f"eval_{task.name}_{data.stem}.json")
     predictions = Path(args.predictions) if args.predictions else out.with_name(out.stem + ".predictions.jsonl")
 
+    run_info = {"model": str(Path(args.model).resolve()), "data": str(data.resolve()), "data_kind": args.data_kind}
+    settings = {
+        "max_new_tokens": args.max_new_tokens, "normalize": args.normalize, "mc_target": args.mc_target,
+        "circular": not args.no_circular, "prompt": args.prompt, "chat": args.chat, "labels": labels,
+    }  # fmt: skip
+    # refuse a predictions file of another run before spending minutes loading the model
+    PredictionStore(predictions, {"task": task.name, "settings": prediction_settings(task, settings), **run_info})
+    if args.no_progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
     from anymal.modeling import AnyMAL
 
     kwargs = {k: v for k, v in (("quantization", args.quantization), ("torch_dtype", args.dtype),
@@ -95,8 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         model, task, items, labels=labels, limit=args.limit, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens, normalize=args.normalize, mc_target=args.mc_target,
         circular=not args.no_circular, caption_tokenizer=args.caption_tokenizer, prompt=args.prompt, chat=args.chat,
-        predictions=predictions, progress=not args.no_progress,
-        run_info={"model": str(Path(args.model).resolve()), "data": str(data.resolve()), "data_kind": args.data_kind},
+        predictions=predictions, progress=not args.no_progress, run_info=run_info,
     )  # fmt: skip
     result = {"model": str(Path(args.model).resolve()), "data": str(data.resolve()), **result}
     text = json.dumps(result, indent=2) + "\n"

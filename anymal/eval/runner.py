@@ -87,6 +87,19 @@ def _classify(model: Any, task: Task, batch: list[tuple[int, EvalItem]], setting
     return records
 
 
+def prediction_settings(task: Task, settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings that change a prediction of ``task`` (recorded in, and checked against, the predictions file);
+    the batch size is not one of them."""
+    identity = {"prompt": settings.get("prompt"), "chat": settings.get("chat")}
+    if task.mode == "generate":
+        identity["max_new_tokens"] = settings["max_new_tokens"]
+    else:
+        identity.update(normalize=settings["normalize"], labels=settings.get("labels"))
+        if task.mode == "choice":
+            identity.update(mc_target=settings["mc_target"], circular=settings["circular"])
+    return identity
+
+
 def _items(rows: Any, modalities: list[str]) -> list[EvalItem]:
     if isinstance(rows, str | os.PathLike):
         return read_eval_items(rows, modalities=modalities)
@@ -169,13 +182,7 @@ def evaluate(
         "max_new_tokens": max_new_tokens, "normalize": normalize, "mc_target": mc_target, "circular": circular,
         "prompt": prompt, "chat": chat, "labels": labels,
     }  # fmt: skip
-    identity = {k: settings[k] for k in ("prompt", "chat")}
-    if task.mode == "generate":
-        identity["max_new_tokens"] = max_new_tokens
-    else:
-        identity.update(normalize=normalize, labels=labels)
-        if task.mode == "choice":
-            identity.update(mc_target=mc_target, circular=circular)
+    identity = prediction_settings(task, settings)
     store = None
     done: dict[int, dict[str, Any]] = {}
     if predictions is not None:
