@@ -72,7 +72,14 @@ def fingerprint_file(path: str | os.PathLike) -> str:
 
 @torch.no_grad()
 def fingerprint_module(module: nn.Module, max_values: int = 65536) -> str:
-    """Fingerprint of a module's weights: names, shapes, dtypes and up to ``max_values`` strided values each."""
+    """Fingerprint of a module's weights: names, shapes, dtypes and up to ``max_values`` strided values each.
+
+    A frozen encoder cast to its ``encoder_dtype`` answers with the fingerprint of its weights as built
+    (``anymal.plugin.place_frozen_encoder`` keeps it), so checkpoints match across devices and dtypes.
+    """
+    kept = getattr(module, "anymal_fingerprint_as_built", None)
+    if isinstance(kept, str):
+        return kept
     digest = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())

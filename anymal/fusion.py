@@ -26,6 +26,21 @@ class FusedInputs:
     labels: torch.Tensor | None = None
 
 
+def pad_to_multiple(fused: FusedInputs, multiple: int | None) -> FusedInputs:
+    """Right-pads to a multiple of ``multiple`` positions (masked out, labels ignored); ``None``: unchanged.
+
+    Training batches then come in a few lengths: on CUDA the first step at each new length costs 1-2 s more
+    (measured on an H200 with a 7B 4-bit LLM), and captioning instructions re-drawn every epoch make new lengths.
+    """
+    length = fused.inputs_embeds.shape[1]
+    extra = -length % multiple if multiple else 0
+    if not extra:
+        return fused
+    pad = torch.nn.functional.pad
+    labels = None if fused.labels is None else pad(fused.labels, (0, extra), value=IGNORE_INDEX)
+    return FusedInputs(pad(fused.inputs_embeds, (0, 0, 0, extra)), pad(fused.attention_mask, (0, extra)), labels)
+
+
 def as_int_rows(rows: Sequence[Sequence[object]], what: str = "input_ids") -> list[list[int]]:
     """``rows`` as lists of Python ints; a float, bool or other non-integer id is an InputError naming it.
 

@@ -15,11 +15,11 @@ from torch import nn
 from anymal.checkpoint import save_pretrained
 from anymal.config import AnyMALConfig, PluginConfig
 from anymal.errors import ConfigError, InputError
-from anymal.fusion import FusedInputs, splice
+from anymal.fusion import FusedInputs, pad_to_multiple, splice
 from anymal.generation import GenerationMixin
 from anymal.llm import freeze, keep_quantized_layout, llm_context_length, llm_hidden_size, load_llm, load_tokenizer
 from anymal.lora import has_lora
-from anymal.plugin import ModalityPlugin
+from anymal.plugin import ModalityPlugin, place_frozen_encoder
 from anymal.pretrained import build_from_checkpoint, load_plugin
 from anymal.processing import IGNORE_INDEX, PromptEncoder, unpad_rows
 from anymal.registry import get_plugin
@@ -99,7 +99,7 @@ class AnyMAL(GenerationMixin, nn.Module):
                 self._shared_encoders[key] = encoder
         device = self.device
         self.plugins[name] = plugin
-        self.encoders[name] = encoder.to(device)
+        self.encoders[name] = place_frozen_encoder(encoder, plugin_config, device)  # in its encoder_dtype
         self.projectors[name] = plugin.build_projector(llm_hidden_size(self.llm)).to(device)
         self.config.modalities[name] = plugin_config
 
@@ -324,6 +324,8 @@ class AnyMAL(GenerationMixin, nn.Module):
         rows = unpad_rows(input_ids, attention_mask)
         label_rows = unpad_rows(labels, attention_mask) if labels is not None else None
         fused = self.fuse(rows, modality_inputs, modality_features, labels=label_rows, padding_side="right")
+        if labels is not None:  # training: a few padded lengths instead of one per batch (each new one stalls CUDA)
+            fused = pad_to_multiple(fused, self.config.llm.pad_to_multiple_of)
         aligned_labels = None
         if return_labels:
             # logits only where some row has a target next token: the LM head over a 32k vocabulary at every

@@ -262,8 +262,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         if checkpoint is not None:
             step = load_training_state(checkpoint, model, optimizer, scheduler)
     epoch, skip = 0, step * config.grad_accum  # the data position: walk the epochs to the consumed batch
-    while skip >= len(_loader(dataset, config, collator, accelerator, epoch)):
-        skip -= len(_loader(dataset, config, collator, accelerator, epoch))
+    while skip >= (batches := len(_loader(dataset, config, collator, accelerator, epoch))):
+        skip -= batches
         epoch += 1
         dataset.examples, dataset.epoch = source(epoch), epoch
 
