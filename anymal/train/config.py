@@ -180,7 +180,7 @@ def _check_init_from(value: Any) -> None:
     )
 
 
-INIT_FROM_LLM_KEYS = ("quantization", "dtype", "name_or_path")
+INIT_FROM_LLM_KEYS = ("quantization", "dtype", "name_or_path", "pad_to_multiple_of")
 
 
 def _check_model_beside_init_from(model: dict[str, Any]) -> None:

@@ -61,6 +61,8 @@ def build_model(config: TrainConfig):
         torch_dtype=llm.get("dtype"),
         llm_path=llm.get("name_or_path"),
     )
+    if "pad_to_multiple_of" in llm:  # a training-time choice, not part of the stored model
+        model.config.llm.pad_to_multiple_of = llm["pad_to_multiple_of"]
     for name, plugin_config in (config.model.get("modalities") or {}).items():
         if name in model.plugins:
             raise ConfigError(
