@@ -20,7 +20,7 @@ from anymal.eval.likelihood import NORMALIZATIONS
 from anymal.eval.metrics.caption import TOKENIZERS
 from anymal.eval.predictions import PredictionStore
 from anymal.eval.runner import MC_TARGETS, evaluate, prediction_settings
-from anymal.eval.tasks import TASKS, get_task
+from anymal.eval.tasks import TASKS, get_task, task_names
 
 
 def parse_labels(value: str) -> list[str]:
@@ -38,11 +38,11 @@ def parse_labels(value: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    tasks = "; ".join(f"{t.name}: {t.description}" for t in TASKS.values())
+    tasks = "; ".join(f"{t.name}: {t.description}" for t in TASKS.values()) + "; rec: REC Acc@0.5 (anymal_box)"
     parser = argparse.ArgumentParser(prog="python -m anymal.eval", description=__doc__.split("\n\n")[1],
                                      epilog=f"tasks: {tasks}")  # fmt: skip
     parser.add_argument("--model", required=True, help="an anymal checkpoint folder (save_pretrained / train's final)")
-    parser.add_argument("--task", required=True, help=f"one of: {', '.join(TASKS)}")
+    parser.add_argument("--task", required=True, help=f"one of: {', '.join(task_names())}")
     parser.add_argument("--data", required=True, help="the evaluation data file (schema: anymal.eval.items)")
     parser.add_argument("--data-kind", default="eval", choices=DATA_KINDS, help="row layout (default: eval)")
     parser.add_argument("--modality", help="with --data-kind pairs: the modality of the media column")
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mc-target", default="letter", choices=MC_TARGETS, help="what multiple choice scores")
     parser.add_argument("--no-circular", action="store_true", help="mmbench: one pass, no option rotations")
     parser.add_argument("--caption-tokenizer", default="auto", choices=TOKENIZERS)
+    parser.add_argument("--box-format", default="pink", choices=("pink", "qwen"), help="rec: the box grammar")
     parser.add_argument("--prompt", help="prompt template replacing the task's ({question}, {options})")
     chat = parser.add_mutually_exclusive_group()
     chat.add_argument("--chat", dest="chat", action="store_true", default=None, help="use the chat template")
@@ -87,6 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = {
         "max_new_tokens": args.max_new_tokens, "normalize": args.normalize, "mc_target": args.mc_target,
         "circular": not args.no_circular, "prompt": args.prompt, "chat": args.chat, "labels": labels,
+        "box_format": args.box_format,
     }  # fmt: skip
     # refuse a predictions file of another run before spending minutes loading the model
     PredictionStore(predictions, {"task": task.name, "settings": prediction_settings(task, settings), **run_info})
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         model, task, items, labels=labels, limit=args.limit, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens, normalize=args.normalize, mc_target=args.mc_target,
         circular=not args.no_circular, caption_tokenizer=args.caption_tokenizer, prompt=args.prompt, chat=args.chat,
-        predictions=predictions, progress=not args.no_progress, run_info=run_info,
+        box_format=args.box_format, predictions=predictions, progress=not args.no_progress, run_info=run_info,
     )  # fmt: skip
     result = {"model": str(Path(args.model).resolve()), "data": str(data.resolve()), **result}
     text = json.dumps(result, indent=2) + "\n"

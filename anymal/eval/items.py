@@ -9,7 +9,8 @@ The eval schema (JSONL, a JSON list, CSV/TSV or parquet; one row per question)::
      "answers": ["sleeping", "sleeping", ...],      # references: "answers" | "references" | "answer" | "caption"
      "options": ["sleeping", "eating", "running"],  # multiple choice; with "answer" the right one: its index,
                                                     # its letter ("B") or its text
-     "label": "walking"}                            # classification: the right label
+     "label": "walking",                            # classification: the right label
+     "box": [10, 20, 200, 180]}                     # REC: the box of "expression" (pixels; "image_size": [w, h])
 
 ``question`` is put into the task's prompt template (e.g. VQAv2 adds "Answer the question using a single word or
 phrase."); ``prompt`` is used as it is. Placeholders (``<image>``) may appear in either; without one, the media's
@@ -20,6 +21,7 @@ reference. Malformed rows raise a :class:`anymal.DataError` naming file, line an
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +52,8 @@ class EvalItem:
         options: the choices of a multiple-choice item.
         answer: the index of the right option.
         label: the right label of a classification item.
+        box: the ground-truth box of a referring expression, ``[x0, y0, x1, y1]`` in pixels of the image.
+        image_size: ``(width, height)`` of that image, when the row gives it (else read from the image).
         extra: the row's other fields (kept in the predictions file).
         location: ``file:line``.
     """
@@ -62,6 +66,8 @@ class EvalItem:
     options: list[str] | None = None
     answer: int | None = None
     label: str | None = None
+    box: list[float] | None = None
+    image_size: tuple[float, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     location: str = ""
 
@@ -88,6 +94,15 @@ def _texts(row: Row, key: str, value: Any) -> list[str]:
         check_text(row, where, v)
         out.append(v.strip())
     return out
+
+
+def _numbers(row: Row, key: str, n: int) -> list[float]:
+    value = row.data[key]
+    ok = isinstance(value, list) and len(value) == n
+    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    if not ok:
+        raise _fail(row, key, "wrong_type", f"expected a list of {n} finite numbers, got {value!r}")
+    return [float(v) for v in value]
 
 
 def _answer_index(row: Row, value: Any, options: list[str]) -> int:
@@ -119,7 +134,7 @@ class EvalFormat:
         if not isinstance(data, dict):
             raise _fail(row, "<row>", "wrong_type", f"expected an object, got {type(data).__name__}")
         prompt = get_text(row, "prompt", required=False) or None
-        question = get_text(row, "question", required=False) or None
+        question = get_text(row, "question", required=False) or get_text(row, "expression", required=False) or None
         media: dict[str, list[MediaRef]] = {}
         raw_media = data.get("media")
         if raw_media is not None and not isinstance(raw_media, dict):
@@ -146,11 +161,18 @@ class EvalFormat:
         label = None
         if data.get("label") is not None:
             label = _texts(row, "label", data["label"])[0]
-        used = {"id", "prompt", "question", "media", "options", "label", *REFERENCE_KEYS, *self.modalities}
+        box = _numbers(row, "box", 4) if data.get("box") is not None else None
+        if box is not None and not (box[2] > box[0] and box[3] > box[1]):
+            raise _fail(row, "box", "bad_box", f"{box} is not [x0, y0, x1, y1] with x1 > x0 and y1 > y0")
+        size = _numbers(row, "image_size", 2) if data.get("image_size") is not None else None
+        if size is not None and min(size) <= 0:
+            raise _fail(row, "image_size", "bad_box", f"{size}: expected [width, height] > 0")
+        used = {"id", "prompt", "question", "expression", "media", "options", "label", "box", "image_size",
+                *REFERENCE_KEYS, *self.modalities}  # fmt: skip
         extra = {k: v for k, v in data.items() if k not in used and isinstance(v, str | int | float | bool | None)}
         item_id = str(data["id"]) if data.get("id") is not None else f"line{row.line}"
-        return EvalItem(item_id, prompt, question, media, references, options, answer, label, extra,
-                        f"{row.source}:{row.line}")  # fmt: skip
+        return EvalItem(item_id, prompt, question, media, references, options, answer, label, box,
+                        (size[0], size[1]) if size else None, extra, f"{row.source}:{row.line}")  # fmt: skip
 
 
 def _from_examples(examples: Iterable[Any]) -> list[EvalItem]:

@@ -21,7 +21,7 @@ MC_TARGETS = ("letter", "text")
 
 
 def _generate(model: Any, task: Task, batch: list[tuple[int, EvalItem]], settings: dict[str, Any]) -> list[dict]:
-    prompts = [task.prompt(item, template=settings["prompt"]) for _, item in batch]
+    prompts = [task.prompt(item, template=settings["prompt"], settings=settings) for _, item in batch]
     names = sorted({name for _, item in batch for name in item.raw_media()})
     media = {name: [item.raw_media().get(name) for _, item in batch] for name in names}
     out = model.generate(
@@ -36,7 +36,9 @@ def _generate(model: Any, task: Task, batch: list[tuple[int, EvalItem]], setting
         prediction = text.strip()
         record: dict[str, Any] = {"index": index, "id": item.id, "prediction": prediction,
                                   "references": item.references}  # fmt: skip
-        if task.item_metric is not None:
+        if task.score_fn is not None:
+            record.update(task.score_fn(item, prediction, settings))
+        elif task.item_metric is not None:
             record["score"] = task.item_metric(prediction, item.references)
         records.append(record)
     return records
@@ -91,6 +93,7 @@ def prediction_settings(task: Task, settings: dict[str, Any]) -> dict[str, Any]:
     """The settings that change a prediction of ``task`` (recorded in, and checked against, the predictions file);
     the batch size is not one of them."""
     identity = {"prompt": settings.get("prompt"), "chat": settings.get("chat")}
+    identity.update({name: settings.get(name) for name in task.settings})
     if task.mode == "generate":
         identity["max_new_tokens"] = settings["max_new_tokens"]
     else:
@@ -127,6 +130,7 @@ def evaluate(
     caption_tokenizer: str = "auto",
     prompt: str | None = None,
     chat: bool | None = None,
+    box_format: str = "pink",
     predictions: str | os.PathLike | None = None,
     run_info: Mapping[str, Any] | None = None,
     progress: bool = True,
@@ -148,6 +152,7 @@ def evaluate(
         caption_tokenizer: ``"auto"``, ``"ptb"`` or ``"whitespace"`` (see :mod:`anymal.eval.metrics.caption`).
         prompt: a template replacing the task's (``{question}``, ``{options}``); rows' own ``prompt`` still win.
         chat: wrap prompts in the chat template (default: the model's ``llm.apply_chat_template``).
+        box_format: ``rec``: the box grammar of prompts and answers, ``"pink"`` or ``"qwen"``.
         predictions: a JSONL file of per-item predictions: items already in it are skipped (resume), new ones
             are appended and flushed per batch.
         run_info: extra identity recorded in the predictions header (the CLI puts the model and data paths).
@@ -180,7 +185,7 @@ def evaluate(
 
     settings: dict[str, Any] = {
         "max_new_tokens": max_new_tokens, "normalize": normalize, "mc_target": mc_target, "circular": circular,
-        "prompt": prompt, "chat": chat, "labels": labels,
+        "prompt": prompt, "chat": chat, "labels": labels, "box_format": box_format,
     }  # fmt: skip
     identity = prediction_settings(task, settings)
     store = None
@@ -210,7 +215,7 @@ def evaluate(
         bar.close()
         model.train(was_training)
     ordered = [records[i] for i in range(len(all_items))]
-    metrics = task.aggregate(all_items, ordered, caption_tokenizer=caption_tokenizer) if all_items else {}
+    metrics = task.aggregate(all_items, ordered, caption_tokenizer=caption_tokenizer, **settings) if all_items else {}
     return {
         "task": task.name,
         "n_items": len(all_items),

@@ -50,18 +50,33 @@ class Task:
     metric_name: str = ""
     description: str = ""
     default_question: str = ""
+    prompt_fn: Callable[[EvalItem, dict[str, Any]], str] | None = None
+    score_fn: Callable[[EvalItem, str, dict[str, Any]], dict[str, Any]] | None = None
+    aggregate_fn: Callable[[Sequence[EvalItem], Sequence[dict[str, Any]], dict[str, Any]], dict] | None = None
+    check_fn: Callable[[EvalItem], None] | None = None
+    settings: tuple[str, ...] = ()
 
-    def prompt(self, item: EvalItem, options: Sequence[str] | None = None, template: str | None = None) -> str:
+    def prompt(
+        self,
+        item: EvalItem,
+        options: Sequence[str] | None = None,
+        template: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> str:
         """The prompt for ``item``: its ``prompt`` verbatim, else ``template`` (default: the task's) filled with
         its ``question`` (and, for multiple choice, the lettered ``options``)."""
         if item.prompt is not None and options is None:
             return item.prompt
+        if self.prompt_fn is not None and options is None:
+            return self.prompt_fn(item, {**(settings or {}), "template": template})
         question = item.question if item.question is not None else (item.prompt or self.default_question)
         rendered = render_options(options) if options is not None else ""
         return (template or self.template).format(question=question, options=rendered).strip()
 
     def check(self, item: EvalItem, labels: Sequence[str] | None = None) -> None:
         """Raises a DataError naming the row when it lacks what this task needs."""
+        if self.check_fn is not None:
+            self.check_fn(item)
         if self.needs == "references" and not item.references:
             raise DataError(f"{item.location}: task {self.name!r} needs reference answers ('answers' or 'caption')")
         if self.needs == "options" and (item.options is None or item.answer is None):
@@ -81,6 +96,8 @@ class Task:
 
     def aggregate(self, items: Sequence[EvalItem], records: Sequence[dict[str, Any]], **options: Any) -> dict:
         """The task's scores over all items from their prediction records (in item order)."""
+        if self.aggregate_fn is not None:
+            return self.aggregate_fn(items, records, options)
         if self.mode == "choice":
             passes = [[bool(p["correct"]) for p in r["passes"]] for r in records]
             n = len(passes)
@@ -133,8 +150,42 @@ TASKS: dict[str, Task] = {
 }
 
 
+# Tasks that live with a plugin, loaded by name on first use (never imported by anymal itself): the grounding
+# plugin's REC task. Third-party packages add theirs under the ``anymal.eval_tasks`` entry-point group.
+LAZY_TASKS = {"rec": "anymal.eval.rec:REC_TASK"}
+ENTRY_POINT_GROUP = "anymal.eval_tasks"
+
+
+def register_task(task: Task, replace: bool = False) -> Task:
+    """Adds ``task`` to :data:`TASKS` (for plugins, notebooks and tests); a taken name needs ``replace=True``."""
+    if task.name in TASKS and not replace:
+        raise ConfigError(f"eval task {task.name!r} is registered already; pass replace=True to swap it")
+    TASKS[task.name] = task
+    return task
+
+
+def task_names() -> list[str]:
+    """Every task name: the built-in ones, the lazily loaded ones and the ``anymal.eval_tasks`` entry points."""
+    from importlib.metadata import entry_points
+
+    return sorted({*TASKS, *LAZY_TASKS, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
+
+
 def get_task(name: str) -> Task:
     """The task called ``name``; an unknown name is a ConfigError listing the known ones."""
-    if name not in TASKS:
-        raise ConfigError(f"unknown eval task {name!r}; expected one of {', '.join(TASKS)}")
-    return TASKS[name]
+    if name in TASKS:
+        return TASKS[name]
+    import importlib
+    from importlib.metadata import entry_points
+
+    target = LAZY_TASKS.get(name)
+    if target is None:
+        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        target = found[0].value if found else None
+    if target is None:
+        raise ConfigError(f"unknown eval task {name!r}; expected one of {', '.join(task_names())}")
+    module, _, attr = target.partition(":")
+    task = getattr(importlib.import_module(module), attr)
+    if not isinstance(task, Task):
+        raise ConfigError(f"eval task {name!r} ({target}) is a {type(task).__name__}, not an anymal.eval Task")
+    return register_task(task, replace=True)
