@@ -71,6 +71,14 @@ class EvalItem:
     extra: dict[str, Any] = field(default_factory=dict)
     location: str = ""
 
+    def gold_label(self) -> str | None:
+        """The right label of a classification item: ``label``, else the right one of its ``options``."""
+        if self.label is not None:
+            return self.label
+        if self.options is not None and self.answer is not None:
+            return self.options[self.answer]
+        return None
+
     def raw_media(self) -> dict[str, list[Any]]:
         """The media as the raw inputs plugins take (paths or bytes)."""
         return {name: [ref.raw() for ref in refs] for name, refs in self.media.items() if refs}

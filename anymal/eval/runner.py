@@ -83,7 +83,7 @@ def _classify(model: Any, task: Task, batch: list[tuple[int, EvalItem]], setting
     for (index, item), request, item_scores in zip(batch, requests, scores):
         values = {label: s.value(settings["normalize"]) for label, s in zip(request.candidates, item_scores)}
         prediction = max(values, key=values.__getitem__)
-        gold = item.label if item.label is not None else request.candidates[item.answer or 0]
+        gold = item.gold_label()
         records.append({"index": index, "id": item.id, "prediction": prediction, "label": gold,
                         "correct": prediction == gold, "scores": values})  # fmt: skip
     return records

@@ -90,7 +90,7 @@ class Task:
                     f"task {self.name!r} needs a label set: pass labels (--labels a,b,c or a file, one per line) "
                     f"or give each row 'options' ({item.location} has none)"
                 )
-            gold = item.label if item.label is not None else choices[item.answer or 0]
+            gold = item.gold_label()
             if gold not in choices:
                 raise DataError(f"{item.location}: label {gold!r} is not in the label set {list(choices)}")
 
