@@ -98,17 +98,29 @@ def _from_hf_config(path: str) -> dict[str, int | bool]:
     if file.is_dir():
         file = file / "config.json"
     try:
-        data = json.loads(file.read_text())
+        data = json.loads(file.read_bytes().decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"llm.config_json: cannot read {file} ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"llm.config_json: {file} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"llm.config_json: {file} is not valid JSON ({exc})") from None
-    if "text_config" in data and "hidden_size" not in data:  # multimodal wrappers keep the LM in text_config
-        data = data["text_config"]
+    if isinstance(data, dict) and "text_config" in data and "hidden_size" not in data:
+        data = data["text_config"]  # multimodal wrappers keep the LM in text_config
+    if not isinstance(data, dict):
+        raise ConfigError(f"llm.config_json: {file} holds a JSON {type(data).__name__}; expected a mapping")
     out: dict[str, int | bool] = {}
     for ours, theirs in _HF_KEYS.items():
-        if data.get(theirs) is not None:
-            out[ours] = data[theirs]
+        value = data.get(theirs)
+        if value is None:
+            continue
+        expected = bool if ours == "tie_embeddings" else int
+        if not isinstance(value, expected) or (expected is int and (isinstance(value, bool) or value < 1)):
+            raise ConfigError(
+                f"llm.config_json: {file}: {theirs}={value!r}; expected "
+                f"{'true or false' if expected is bool else 'a positive integer'}"
+            )
+        out[ours] = value
     if "kv_heads" not in out and "heads" in out:
         out["kv_heads"] = out["heads"]
     return out

@@ -6,6 +6,8 @@ e.g. ``micro_batch=2 modalities.image.tokens_per_item=256``) have the last word.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +182,10 @@ class PlanConfig:
             raise ConfigError("full_finetune=true needs quantization=none: quantised weights cannot be trained")
         if self.full_finetune and self.lora_rank:
             raise ConfigError("full_finetune=true and lora_rank>0 exclude each other")
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{item.name}={value}: expected a finite number")
         for name in ("lora_rank", "text_tokens", "cuda_context_gib", "allocator_overhead"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)}: expected a non-negative number")
