@@ -86,8 +86,17 @@ def caption_scores(
         raise ConfigError("tokenizer='ptb' needs Java (the Stanford PTBTokenizer jar); use 'whitespace' or install one")
     gts = {i: list(refs) for i, refs in enumerate(references)}
     res = {i: [p] for i, p in enumerate(predictions)}
-    tokenize = _ptb if used == "ptb" else _whitespace
-    gts, res = tokenize(gts), tokenize(res)
+    notes: list[str] = []
+    if used == "ptb":
+        try:
+            gts, res = _ptb(gts), _ptb(res)
+        except OSError as exc:  # the wrapper writes a temporary file beside its jar: a read-only install fails
+            if tokenizer == "ptb":
+                raise ConfigError(f"the PTB tokenizer (Java) failed to run: {exc}") from exc
+            used = "whitespace"
+            notes.append(f"PTB tokenizer failed ({exc}); whitespace tokenisation used")
+    if used == "whitespace":
+        gts, res = _whitespace(gts), _whitespace(res)
     # an empty hypothesis makes pycocoevalcap's BLEU divide by zero: score it as one unmatched token
     res = {k: [v[0] if v[0].strip() else "<empty>"] for k, v in res.items()}
 
@@ -117,4 +126,6 @@ def caption_scores(
             out["CIDEr"] = float(Cider().compute_score(gts, res)[0])
     out["tokenizer"] = used
     out["unavailable"] = unavailable
+    if notes:
+        out["notes"] = notes
     return out
