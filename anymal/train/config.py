@@ -65,6 +65,26 @@ class DataSpec:
 
 
 @dataclass
+class EvalTaskSpec:
+    """A task scored on the in-memory model during training (``anymal.eval``), every ``eval_every`` steps and at
+    the end: ``task`` is a name of ``anymal.eval.TASKS`` (caption, vqav2, gqa, anls, m3it, mmbench, classify,
+    rec), ``data`` its file in the eval schema, ``labels`` the label set of ``classify``."""
+
+    task: str = ""
+    data: str = ""
+    limit: int | None = None
+    labels: list[str] | None = None
+    batch_size: int = 8
+    max_new_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        if not self.task or not self.data:
+            raise ConfigError("eval_tasks: each entry needs task: and data:")
+        if self.batch_size < 1 or self.max_new_tokens < 1 or (self.limit is not None and self.limit < 1):
+            raise ConfigError(f"eval_tasks.{self.task}: batch_size, max_new_tokens and limit must be positive")
+
+
+@dataclass
 class LoRASpec:
     """LoRA on the frozen LLM in the instruct stage (``rank=0``: off). QLoRA when the LLM is quantised."""
 
@@ -121,6 +141,8 @@ class TrainConfig:
     save_every: int = 0
     keep_last: int = 2
     eval_every: int = 0
+    # scored with anymal.eval on the in-memory model every eval_every steps (if set) and at the end (main process)
+    eval_tasks: list[EvalTaskSpec] = field(default_factory=list)
     log_every: int = 1
     seed: int = 0
     num_workers: int = 0
@@ -300,6 +322,16 @@ def preflight(config: TrainConfig) -> None:
     cache = Path(config.feature_cache).expanduser() if config.feature_cache else None
     if cache is not None and cache.exists() and not cache.is_dir():
         raise ConfigError(f"feature_cache: {config.feature_cache} exists and is not a folder")
+    if config.eval_tasks:
+        from anymal.eval.tasks import get_task
+
+        for i, task in enumerate(config.eval_tasks):
+            try:
+                get_task(task.task)
+            except ConfigError as exc:
+                raise ConfigError(f"eval_tasks.{i}.task: {exc}") from None
+            if not Path(task.data).expanduser().is_file():
+                raise ConfigError(f"eval_tasks.{i}.data: {task.data}: no such data file")
 
 
 def save_resolved(config: TrainConfig, folder: Path) -> Path:

@@ -43,6 +43,34 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     eval_losses: list[tuple[int, float]] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    # per eval_tasks entry, (step, metrics) each time it was scored
+    task_scores: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
+
+
+def score_eval_tasks(model, config: TrainConfig, step: int, result: TrainResult, metrics, accelerator) -> None:
+    """Scores ``config.eval_tasks`` with ``anymal.eval`` on the in-memory model (main process; generation under
+    FSDP would need every rank, so sharded runs score their saved checkpoint with ``python -m anymal.eval``)."""
+    if not config.eval_tasks or not accelerator.is_main_process:
+        accelerator.wait_for_everyone()
+        return
+    from anymal.eval import evaluate as evaluate_task
+
+    for spec in config.eval_tasks:
+        scores = evaluate_task(
+            model,
+            spec.task,
+            spec.data,
+            labels=spec.labels,
+            limit=spec.limit,
+            batch_size=spec.batch_size,
+            max_new_tokens=spec.max_new_tokens,
+            progress=False,
+        )
+        numbers = {k: v for k, v in scores["metrics"].items() if isinstance(v, (int, float))}
+        result.task_scores.setdefault(spec.task, []).append((step, numbers))
+        metrics.write(step, **{f"eval_{spec.task}/{k}": v for k, v in numbers.items()})
+    model.train()
+    accelerator.wait_for_everyone()
 
 
 def build_model(config: TrainConfig):
@@ -320,6 +348,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
                 eval_loss = evaluate(wrapped, eval_dataset, config, collator, accelerator)
                 result.eval_losses.append((step, eval_loss))
                 metrics.write(step, eval_loss=eval_loss)
+            if config.eval_tasks and config.eval_every and step % config.eval_every == 0:
+                score_eval_tasks(model, config, step, result, metrics, accelerator)
             if config.save_every and step % config.save_every == 0:
                 save_training_state(output_dir, step, model, optimizer, scheduler, config.keep_last, main)
             if step >= config.max_steps:
@@ -332,6 +362,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         eval_loss = evaluate(wrapped, eval_dataset, config, collator, accelerator)
         result.eval_losses.append((step, eval_loss))
         metrics.write(step, eval_loss=eval_loss)
+    if config.eval_tasks and not any(scores[-1][0] == step for scores in result.task_scores.values()):
+        score_eval_tasks(model, config, step, result, metrics, accelerator)
     result.steps = step
     items_skipped = dict(guard.reasons)  # counted from the batches, so right with loader worker processes too
     result.skipped = {"rows": report.total_skipped, **items_skipped} if report.total_skipped else items_skipped
@@ -342,6 +374,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             "steps": step,
             "final_loss": result.losses[-1] if result.losses else None,
             "eval_losses": result.eval_losses,
+            "eval_tasks": result.task_scores,
             "skipped": result.skipped,
             "skipped_examples": guard.examples,  # per reason, the first rows' file:line and error
             "data_report": report.to_dict(),
