@@ -13,7 +13,7 @@ import numpy as np
 
 from anymal.errors import InputError
 from anymal_video.probe import describe_streams
-from anymal_video.source import FFMPEG_ERRORS, MediaSource, _reason
+from anymal_video.source import FFMPEG_ERRORS, MediaSource, _reason, python_logging_off
 
 
 class AudioTrack(NamedTuple):
@@ -42,6 +42,7 @@ def _select_audio(container: av.container.InputContainer, stream_index: int | No
     return container.streams[stream_index]
 
 
+@python_logging_off()  # decoders are freed before PyAV's log callback comes back (see source.py)
 def has_audio_track(raw: Any, where: str = "video") -> bool:
     """Whether a video file (path or bytes) has at least one audio stream; unreadable input raises ``InputError``."""
     source = MediaSource.from_raw(raw, where)
@@ -49,6 +50,7 @@ def has_audio_track(raw: Any, where: str = "video") -> bool:
         return len(container.streams.audio) > 0
 
 
+@python_logging_off()  # decoders are freed before PyAV's log callback comes back (see source.py)
 def extract_audio_track(raw: Any, stream_index: int | None = None, where: str = "video") -> AudioTrack:
     """Decodes a video's audio track (``stream_index``, default the best audio stream) to mono float32.
 

@@ -15,7 +15,7 @@ import av
 import numpy as np
 
 from anymal.errors import InputError
-from anymal_video.source import FFMPEG_ERRORS, MediaSource, _reason
+from anymal_video.source import FFMPEG_ERRORS, MediaSource, _reason, python_logging_off
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,7 @@ def _stream_fps(stream: av.video.stream.VideoStream, timestamps: np.ndarray) -> 
     return (len(timestamps) - 1) / span if span > 0 else 1.0
 
 
+@python_logging_off()  # decoders are freed before PyAV's log callback comes back (see source.py)
 def probe_video(source: MediaSource, stream_index: int | None = None, where: str = "video") -> StreamIndex:
     """Indexes the frames of one video stream; unreadable, empty or truncated input raises ``InputError``."""
     with source.open(where) as container:

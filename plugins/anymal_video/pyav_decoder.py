@@ -12,7 +12,7 @@ import numpy as np
 
 from anymal.errors import InputError
 from anymal_video.probe import StreamIndex
-from anymal_video.source import FFMPEG_ERRORS, MediaSource, _reason
+from anymal_video.source import FFMPEG_ERRORS, MediaSource, _reason, python_logging_off
 
 
 class _PtsMismatch(Exception):
@@ -98,6 +98,7 @@ def _decode_in_order(
     return out
 
 
+@python_logging_off()  # decoders are freed before PyAV's log callback comes back (see source.py)
 def decode_pyav(
     source: MediaSource, index: StreamIndex, indices: np.ndarray, threads: int = 0, where: str = "video"
 ) -> np.ndarray:
