@@ -4,6 +4,8 @@ Commands:
     demo    the whole pipeline learning on CPU in minutes (``python -m anymal demo [--quick] [--out DIR]``). The
             demo is an application in its own package, ``anymal_demo``, installed with anymal; this module
             forwards the command's arguments to it and imports it only when the command runs.
+    serve   an OpenAI-compatible HTTP server for a saved model (``python -m anymal serve --model DIR``); the
+            application package ``anymal_serve`` (FastAPI + uvicorn: the ``serve`` extra), forwarded the same way.
 
 Training and evaluation have their own modules: ``python -m anymal.train``, ``python -m anymal.plan``.
 """
@@ -30,6 +32,20 @@ def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     return run(rest)
 
 
+def _serve(args: argparse.Namespace, rest: list[str]) -> int:
+    try:
+        # the server is a separate top-level package (apps/anymal_serve) that mypy checking anymal does not see
+        from anymal_serve.cli import run  # type: ignore[import-not-found, unused-ignore]
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "anymal_serve":
+            raise
+        raise AnyMALError(
+            "the server is not installed: `python -m anymal serve` runs the anymal_serve package, which ships with "
+            "anymal's own distribution (pip install 'anymal[serve]', or pip install -e '.[serve]' in a checkout)"
+        ) from None
+    return run(rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; each command is a subparser with its handler in ``func``.
 
@@ -47,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         "python -m anymal demo --help lists its options",
     )
     demo.set_defaults(func=_demo, forwards=True)
+    serve = commands.add_parser(
+        "serve",
+        add_help=False,
+        help="serve a saved model behind the OpenAI chat API; python -m anymal serve --help lists its options",
+    )
+    serve.set_defaults(func=_serve, forwards=True)
     return parser
 
 
