@@ -35,6 +35,8 @@ class ServerSettings:
     allow_local_files: bool = False
     max_body_bytes: int = 64 * 1024 * 1024
     max_queue: int = 64
+    max_batch: int = 8
+    batch_wait_ms: float = 10.0
     default_max_tokens: int = 256
     max_imu_samples: int = 100_000
 
@@ -141,7 +143,11 @@ def _modality_tokens(model: Any, conversation: Any) -> int:
 def create_app(model: Any, settings: ServerSettings | None = None) -> Any:
     """The ASGI application serving ``model`` (an :class:`anymal.AnyMAL`)."""
     settings = settings or ServerSettings()
-    engine = Engine(model, max_queue=settings.max_queue)
+    engine = Engine(
+        model, max_queue=settings.max_queue, max_batch=settings.max_batch, batch_wait_s=settings.batch_wait_ms / 1000
+    )
+    eos = model.llm.generation_config.eos_token_id
+    engine_eos = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
     modalities = list(model.plugins)
     context = _context_length(model)
 
@@ -224,16 +230,10 @@ def create_app(model: Any, settings: ServerSettings | None = None) -> Any:
             torch.manual_seed(seed)  # best effort: requests share the generator
         return Job(ids=ids, conversation=conversation, generate_kwargs=kwargs), prompt_tokens
 
-    def finish(model_output: Any, max_tokens: int) -> tuple[int, str]:
-        row = model_output.sequences[0].tolist()
-        eos = model.llm.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
-        pad = model.tokenizer.pad_token_id
-        n = len(row)
-        while n > 0 and row[n - 1] == pad and row[n - 1] not in eos_ids:
-            n -= 1
-        reason = "length" if n >= max_tokens and not (n and row[n - 1] in eos_ids) else "stop"
-        return n, reason
+    def finish(completion: Any, max_tokens: int) -> tuple[int, str]:
+        tokens = completion.tokens
+        ended = bool(tokens) and tokens[-1] in engine_eos
+        return len(tokens), "length" if len(tokens) >= max_tokens and not ended else "stop"
 
     def failure(exc: BaseException) -> APIError:
         if isinstance(exc, APIError):

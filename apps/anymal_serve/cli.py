@@ -26,6 +26,10 @@ def build_parser(prog: str = "python -m anymal serve") -> argparse.ArgumentParse
     )
     parser.add_argument("--max-body-mb", type=float, default=64.0, help="largest request body (default: 64 MB)")
     parser.add_argument("--max-queue", type=int, default=64, help="requests waiting for the model before 429s")
+    parser.add_argument("--max-batch", type=int, default=8, help="most requests in one generate call (default: 8)")
+    parser.add_argument(
+        "--batch-wait-ms", type=float, default=10.0, help="how long a request waits for others to batch with"
+    )
     parser.add_argument("--default-max-tokens", type=int, default=256, help="max_tokens when a request gives none")
     return parser
 
@@ -45,6 +49,8 @@ def run(argv: list[str] | None = None, prog: str = "python -m anymal serve") -> 
         allow_local_files=args.allow_local_files,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         max_queue=args.max_queue,
+        max_batch=args.max_batch,
+        batch_wait_ms=args.batch_wait_ms,
         default_max_tokens=args.default_max_tokens,
     )
     uvicorn.run(create_app(model, settings), host=args.host, port=args.port)

@@ -40,10 +40,15 @@ def model(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server(model):
-    port = _free_port()
+def server_app(model):
     settings = ServerSettings(model_name="tiny", max_body_bytes=2_000_000, default_max_tokens=8)
-    config = uvicorn.Config(create_app(model, settings), host="127.0.0.1", port=port, log_level="warning")
+    return create_app(model, settings)
+
+
+@pytest.fixture(scope="module")
+def server(server_app):
+    port = _free_port()
+    config = uvicorn.Config(server_app, host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -281,14 +286,73 @@ def test_concurrent_requests_all_answered(client):
 
 
 def test_queue_full_is_429(model):
-    from anymal_serve.engine import Engine
+    from anymal_serve.engine import Engine, Job
     from anymal_serve.errors import APIError
+    from anymal_serve.parts import Conversation
 
     engine = Engine(model, max_queue=0)
     with pytest.raises(APIError) as info:
-        engine._admit()
+        engine._submit(Job([1], Conversation(), {"max_new_tokens": 1}))
     assert info.value.status == 429
     engine.close()
+
+
+def test_concurrent_requests_are_batched_with_the_same_answers(client, server_app):
+    engine = server_app.app.state.engine
+    prompts = [
+        _user(_imu_part()),
+        _user(),
+        [{"role": "user", "content": "a longer question, asked alone?"}],
+        _user(_image_part(), _imu_part()),
+    ]
+    lengths = [4, 6, 3, 5]
+
+    def ask(i):
+        return client.chat.completions.create(model="tiny", messages=prompts[i], max_tokens=lengths[i], temperature=0)
+
+    alone = [ask(i) for i in range(4)]
+    calls, engine.batch_wait_s = engine.generate_calls, 0.5
+    together: dict = {}
+    try:
+        threads = [threading.Thread(target=lambda i=i: together.__setitem__(i, ask(i))) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        engine.batch_wait_s = 0.01
+    assert engine.generate_calls - calls < 4  # at least two of them shared a generate call
+    for i in range(4):
+        assert together[i].choices[0].message.content == alone[i].choices[0].message.content
+        assert together[i].usage.completion_tokens == alone[i].usage.completion_tokens <= lengths[i]
+        assert together[i].choices[0].finish_reason == alone[i].choices[0].finish_reason
+
+
+def test_a_bad_request_in_a_batch_fails_alone(client, server_app):
+    engine = server_app.app.state.engine
+    bad = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(b"nope").decode()}}
+    outcomes: dict = {}
+
+    def ask(i):
+        try:
+            outcomes[i] = client.chat.completions.create(
+                model="tiny", messages=_user(bad) if i == 1 else _user(), max_tokens=3, temperature=0
+            )
+        except openai.BadRequestError as exc:
+            outcomes[i] = exc
+
+    engine.batch_wait_s = 0.5
+    try:
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        engine.batch_wait_s = 0.01
+    assert isinstance(outcomes[1], openai.BadRequestError)
+    assert outcomes[1].body["param"] == "messages[0].content[1]"
+    assert outcomes[0].choices[0].message.content == outcomes[2].choices[0].message.content
 
 
 def test_command_line_help(capsys):
@@ -297,3 +361,33 @@ def test_command_line_help(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     assert "--allow-local-files" in capsys.readouterr().out
+
+
+def test_a_failing_batched_generate_retries_each_job_alone(model):
+    from anymal.errors import InputError
+    from anymal_serve.engine import Engine, Job
+    from anymal_serve.parts import Conversation
+
+    class Poisoned:  # the model, but generate refuses any call holding the poisoned row
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def generate(self, input_ids, **kwargs):
+            if any(row[-1] == 13 for row in input_ids):
+                raise InputError("poisoned row")
+            return self.inner.generate(input_ids=input_ids, **kwargs)
+
+    engine = Engine(Poisoned(model), max_batch=8, batch_wait_s=0.5)
+    try:
+        rows = [[1, 50, 60], [1, 50, 13], [1, 70, 80]]
+        futures = [engine._submit(Job(r, Conversation(), {"max_new_tokens": 3, "do_sample": False})) for r in rows]
+        assert isinstance(futures[1].exception(timeout=60), InputError)
+        answers = [futures[i].result(timeout=60) for i in (0, 2)]
+        assert all(1 <= len(a.tokens) <= 3 for a in answers)
+        assert engine.generate_calls == 4  # the batch of three, then each alone
+        assert engine._pending == 0
+    finally:
+        engine.close()
