@@ -540,10 +540,10 @@ def instruct_qlora(folder: Path, work: Path) -> dict[str, Any]:
 def llava_ratio(folder: Path, work: Path) -> dict[str, Any]:
     """AnyMAL vs HF LLaVA: one alignment step each, the same 4-bit LLM object, tower, batch and token count."""
     from accelerate import Accelerator
+    from bench_train_vs_llava import llava_batch, unused_token_id  # the same LLaVA rows as the CPU bench
     from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
 
     from anymal import AnyMAL
-    from anymal.processing import IGNORE_INDEX, SENTINEL_BASE
     from anymal.train.config import DataSpec
     from anymal.train.dataset import Collator, TrainingDataset, read_examples
     from anymal.train.loop import token_loss
@@ -564,28 +564,13 @@ def llava_ratio(folder: Path, work: Path) -> dict[str, Any]:
     batch = Collator(anymal)([dataset[i] for i in range(len(dataset))])
 
     tok = anymal.tokenizer
-    used = {t for row in batch["input_ids"] for t in row} | set(tok.all_special_ids)
-    image_token = next(i for i in range(3, len(tok)) if i not in used)
-    ids_rows, label_rows = [], []
-    for ids, labels in zip(batch["input_ids"], batch["labels"]):
-        out_ids, out_labels = [], []
-        for token, label in zip(ids, labels):
-            if token <= SENTINEL_BASE:
-                out_ids += [image_token] * patches
-                out_labels += [IGNORE_INDEX] * patches
-            else:
-                out_ids.append(token)
-                out_labels.append(label)
-        ids_rows.append(out_ids)
-        label_rows.append(out_labels)
-    width = max(len(r) for r in ids_rows)
+    image_token = unused_token_id(batch, tok)
     dev = anymal.device
-    inputs = {
-        "input_ids": torch.tensor([r + [0] * (width - len(r)) for r in ids_rows], device=dev),
-        "labels": torch.tensor([r + [IGNORE_INDEX] * (width - len(r)) for r in label_rows], device=dev),
-        "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in ids_rows], device=dev),
-        "pixel_values": batch["modality_inputs"]["image"].to(dev, next(anymal.encoders["image"].parameters()).dtype),
-    }
+    rows = llava_batch(batch, patches, image_token, 0)
+    tower_dtype = next(anymal.encoders["image"].parameters()).dtype
+    inputs = {key: value.to(dev) for key, value in rows.items() if key != "pixel_values"}
+    inputs["pixel_values"] = rows["pixel_values"].to(dev, tower_dtype)
+    width = inputs["input_ids"].shape[1]
     llm = anymal.llm
     vcfg = CLIPVisionConfig(**CLIP[vit])
     config = LlavaConfig(vision_config=vcfg, text_config=llm.config, image_token_id=image_token,

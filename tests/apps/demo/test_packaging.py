@@ -8,7 +8,6 @@ outside the checkout: the demo's code and its YAML configs must both come from t
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shutil
@@ -26,32 +25,6 @@ REPO = Path(__file__).resolve().parents[3]
 # from a copy keeps build/ and *.egg-info out of a checkout that other runs may be using
 SOURCES = ("pyproject.toml", "setup.cfg", "README.md", "anymal", "plugins", "apps")
 DEMO_CONFIGS = sorted(p.name for p in (REPO / "apps" / "anymal_demo" / "configs").glob("*.yaml"))
-
-
-def _imports_of_demo(tree: ast.AST) -> list[ast.stmt]:
-    found = []
-    for node in ast.walk(tree):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0:
-            names = [node.module or ""]
-        if any(name.partition(".")[0] == "anymal_demo" for name in names):
-            found.append(node)
-    return found
-
-
-def test_core_never_imports_the_demo():
-    """Only ``anymal/__main__.py`` names the demo, inside the ``demo`` command's handler."""
-    for path in sorted((REPO / "anymal").rglob("*.py")):
-        tree = ast.parse(path.read_text(), str(path))
-        imports = _imports_of_demo(tree)
-        if path.relative_to(REPO).as_posix() != "anymal/__main__.py":
-            assert not imports, f"{path} imports the demo application"
-            continue
-        handlers = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "_demo"]
-        assert len(handlers) == 1 and imports, "anymal/__main__.py: expected the demo import in _demo()"
-        assert all(node in set(ast.walk(handlers[0])) for node in imports), "the demo must be imported lazily"
 
 
 def test_missing_demo_package_is_a_clear_error(monkeypatch, capsys):
