@@ -24,7 +24,7 @@ from anymal.errors import ConfigError, PluginError
 # PluginConfig is part of the plugin contract (anymal.plugin, below this module and the registry); it is
 # re-exported here, where plugin packages have always imported it from.
 from anymal.plugin import PluginConfig as PluginConfig
-from anymal.registry import get_plugin
+from anymal.registry import get_output_plugin, get_plugin
 
 T = TypeVar("T")
 
@@ -76,11 +76,23 @@ def merge_overrides(*layers: dict[str, Any], overrides: Sequence[str] = ()) -> d
     bad = [item for item in overrides if "=" not in item]
     if bad:
         raise ConfigError(f"overrides {bad}: expected key=value")
+    # `data.0.path=x` indexes into a list, which a dot-list merge cannot do (it would build {"0": ...}); such
+    # overrides are applied one by one after the merge, in their order, each value parsed as a dot-list parses it
+    indexed = [item for item in overrides if any(part.isdigit() for part in item.split("=", 1)[0].split("."))]
     try:
         merged = OmegaConf.merge(
-            *(OmegaConf.create(layer) for layer in layers), OmegaConf.from_dotlist(list(overrides))
+            *(OmegaConf.create(layer) for layer in layers),
+            OmegaConf.from_dotlist([item for item in overrides if item not in indexed]),
         )
+        for item in indexed:
+            key, value = item.split("=", 1)
+            try:
+                OmegaConf.update(merged, key, OmegaConf.from_dotlist([f"value={value}"])["value"], merge=True)
+            except (OmegaConfBaseException, IndexError, KeyError, TypeError, ValueError) as exc:
+                raise ConfigError(f"override {item!r}: cannot apply it ({str(exc).splitlines()[0]})") from None
         return cast(dict[str, Any], OmegaConf.to_container(merged, resolve=True))  # a merge of mappings is one
+    except ConfigError:
+        raise
     except OmegaConfBaseException as exc:
         raise ConfigError(f"overrides: {str(exc).splitlines()[0]}") from None
     except yaml.YAMLError as exc:  # each override value is parsed as YAML: `lr={x`, `seed=%`, control characters
@@ -161,27 +173,34 @@ class LLMConfig:
 
 @dataclass
 class AnyMALConfig:
-    """A whole model: the LLM and, per modality plugin name, that plugin's config (order = default token order)."""
+    """A whole model: the LLM, per modality plugin name that plugin's config (order = default token order), and per
+    output plugin name (``outputs``: box, mask heads; :mod:`anymal.output_plugin`) that plugin's config."""
 
     llm: LLMConfig = field(default_factory=LLMConfig)
     modalities: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    outputs: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "llm": config_to_dict(self.llm),
             "modalities": {name: config_to_dict(cfg) for name, cfg in self.modalities.items()},
             "seed": self.seed,
         }
+        if self.outputs:
+            data["outputs"] = {name: config_to_dict(cfg) for name, cfg in self.outputs.items()}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnyMALConfig:
         """Builds the config, resolving each modality's config class through the plugin registry."""
         if not isinstance(data, dict):
             raise ConfigError(f"AnyMALConfig: expected a mapping, got {type(data).__name__}")
-        unknown = set(data) - {"llm", "modalities", "seed"}
+        unknown = set(data) - {"llm", "modalities", "seed", "outputs"}
         if unknown:
-            raise ConfigError(f"unknown top-level config keys {sorted(unknown)}; expected llm, modalities, seed")
+            raise ConfigError(
+                f"unknown top-level config keys {sorted(unknown)}; expected llm, modalities, seed, outputs"
+            )
         llm = config_from_dict(LLMConfig, data.get("llm"), "llm")
         modalities = {}
         raw_modalities = data.get("modalities") or {}
@@ -204,7 +223,7 @@ class AnyMALConfig:
         seed = data.get("seed", 0)
         if not isinstance(seed, int):
             raise ConfigError(f"seed={seed!r}: expected an integer")
-        return cls(llm=llm, modalities=modalities, seed=seed)
+        return cls(llm=llm, modalities=modalities, seed=seed, outputs=_output_configs(data.get("outputs"), modalities))
 
     def save(self, path: str | os.PathLike) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
@@ -222,3 +241,26 @@ class AnyMALConfig:
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
             raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}") from None
         return cls.from_dict(data or {})
+
+
+def _output_configs(raw: Any, modalities: dict[str, Any]) -> dict[str, Any]:
+    """The typed configs of ``outputs`` (output plugin name -> config), each resolved through the registry."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"outputs: expected a mapping {{output plugin name: config}}, got {type(raw).__name__}")
+    outputs = {}
+    for name, sub in raw.items():
+        if dataclasses.is_dataclass(sub):
+            sub = config_to_dict(sub)
+        if sub is not None and not isinstance(sub, dict):
+            raise ConfigError(f"outputs.{name}: expected a mapping (the plugin's config), got {type(sub).__name__}")
+        if name in modalities:
+            raise ConfigError(f"outputs.{name}: {name!r} is already a modality; give the output plugin another name")
+        try:
+            plugin_cls = get_output_plugin((sub or {}).get("plugin_type") or name)
+        except PluginError as exc:
+            raise ConfigError(f"outputs.{name}: {exc}") from None
+        sub = dict(sub or {}, plugin_type=plugin_cls.name)
+        outputs[name] = config_from_dict(plugin_cls.config_class, sub, f"outputs.{name}")
+    return outputs

@@ -87,3 +87,15 @@ def test_one_choice_validator_names_field_value_and_choices():
         TrainConfig(stage="pretrain")
     with pytest.raises(ValueError, match=r"mode='2bit': expected one of none, 8bit, 4bit"):
         check_choice("2bit", ("none", "8bit", "4bit"), "mode", error=ValueError)
+
+
+def test_overrides_index_into_lists():
+    """``data.0.path=x`` replaces one field of a list entry (a dot-list merge alone would build ``{"0": ...}``)."""
+    from anymal.config import merge_overrides
+
+    base = {"data": [{"kind": "pairs", "path": "a.jsonl"}, {"kind": "llava", "path": "b.json"}], "lr": 1.0}
+    merged = merge_overrides(base, overrides=["data.1.path=c.json", "lr=0.5", "data.0.weight=2"])
+    assert merged == {"data": [{"kind": "pairs", "path": "a.jsonl", "weight": 2},
+                               {"kind": "llava", "path": "c.json"}], "lr": 0.5}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"data\.2\.path=x.*list index out of range"):
+        merge_overrides(base, overrides=["data.2.path=x"])
