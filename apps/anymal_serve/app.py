@@ -13,16 +13,21 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from anymal.errors import AnyMALError, InputError
-from anymal_serve.engine import Engine, Job
+from anymal_serve.engine import Completion, Engine, Job
 from anymal_serve.errors import APIError
+from anymal_serve.limits import Limits
 from anymal_serve.parts import parse_messages
+from anymal_serve.prompt import context_length, modality_tokens, prompt_ids
+from anymal_serve.safety import Refused, SafetyPipeline
+from anymal_serve.sampling import Sampling
 
 log = logging.getLogger("anymal_serve")
 
@@ -38,7 +43,9 @@ class ServerSettings:
     max_batch: int = 8
     batch_wait_ms: float = 10.0
     default_max_tokens: int = 256
-    max_imu_samples: int = 100_000
+    limits: Limits = field(default_factory=Limits)
+    safety: list[Any] = field(default_factory=list)  # classifiers (anymal_serve.safety); empty: safety off
+    playground: bool = True  # serve the browser playground at /
 
 
 def load_model(path: str) -> Any:
@@ -106,50 +113,28 @@ def _float_field(body: dict[str, Any], name: str, low: float, high: float) -> fl
     return float(value)
 
 
-def _context_length(model: Any) -> int | None:
-    config = model.llm.config
-    getter = getattr(config, "get_text_config", None)
-    config = getter() if callable(getter) else config
-    return getattr(config, "max_position_embeddings", None)
-
-
-def _prompt_ids(model: Any, conversation: Any) -> list[int]:
-    """Token ids of the conversation: through the tokenizer's chat template when the model uses one, else the
-    messages as ``role: text`` lines (a single user message: its text verbatim, as ``generate(prompt)``)."""
-    encoder = model.prompt_encoder
-    tokenizer = model.tokenizer
-    if tokenizer is None:
-        raise APIError("this model has no tokenizer; it cannot be served", status=500, type="server_error")
-    counts = {name: len(items) for name, items in conversation.inputs.items()}
-    messages = conversation.messages
-    if model.config.llm.apply_chat_template and getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        encoder.add_missing_placeholders(text, counts, "messages")  # checks counts (a literal <image> in text)
-        return list(encoder.tokenize_text(text))
-    if len(messages) == 1:
-        text = messages[0]["content"]
-    else:
-        text = "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages) + "\nAssistant:"
-    return list(encoder.encode_prompt(text, counts, chat=False, where="messages"))
-
-
-def _modality_tokens(model: Any, conversation: Any) -> int:
-    total = 0
-    for name, items in conversation.inputs.items():
-        total += len(items) * int(getattr(model.plugins[name].config, "num_tokens", 0) or 0)
-    return total
+def _stop_field(body: dict[str, Any], limit: int) -> list[str]:
+    stop = body.get("stop")
+    if stop is None:
+        return []
+    stops = [stop] if isinstance(stop, str) else stop
+    if not isinstance(stops, list) or not all(isinstance(x, str) and x for x in stops) or len(stops) > limit:
+        raise APIError(
+            f"stop must be a non-empty string or a list of at most {limit} of them, got {stop!r}", param="stop"
+        )
+    return stops
 
 
 def create_app(model: Any, settings: ServerSettings | None = None) -> Any:
     """The ASGI application serving ``model`` (an :class:`anymal.AnyMAL`)."""
     settings = settings or ServerSettings()
+    limits = settings.limits
+    safety = SafetyPipeline(settings.safety)
     engine = Engine(
         model, max_queue=settings.max_queue, max_batch=settings.max_batch, batch_wait_s=settings.batch_wait_ms / 1000
     )
-    eos = model.llm.generation_config.eos_token_id
-    engine_eos = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
     modalities = list(model.plugins)
-    context = _context_length(model)
+    context = context_length(model)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,14 +156,25 @@ def create_app(model: Any, settings: ServerSettings | None = None) -> Any:
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model": settings.model_name, "modalities": modalities}
+        return {
+            "status": "ok",
+            "model": settings.model_name,
+            "modalities": modalities,
+            "safety": [getattr(c, "name", type(c).__name__) for c in safety.classifiers],
+        }
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         card = {"id": settings.model_name, "object": "model", "created": 0, "owned_by": "anymal"}
         return {"object": "list", "data": [card]}
 
-    def prepare(body: Any) -> tuple[Job, int]:
+    if settings.playground:
+
+        @app.get("/", response_class=HTMLResponse)
+        async def playground() -> str:
+            return files("anymal_serve").joinpath("playground.html").read_text(encoding="utf-8")
+
+    def prepare(body: Any, safety_log: list[dict[str, Any]]) -> tuple[Job, int]:
         if not isinstance(body, dict):
             raise APIError("the request body must be a JSON object")
         requested = body.get("model")
@@ -193,23 +189,37 @@ def create_app(model: Any, settings: ServerSettings | None = None) -> Any:
         if n not in (None, 1):
             raise APIError("n > 1 is not supported", param="n")
         max_tokens = _int_field(body, "max_completion_tokens", 1) or _int_field(body, "max_tokens", 1)
+        if max_tokens is not None and limits.max_tokens is not None and max_tokens > limits.max_tokens:
+            raise APIError(
+                f"max_tokens is {max_tokens}, over this server's limit of {limits.max_tokens}",
+                param="max_tokens",
+                code="max_tokens_too_large",
+            )
         max_tokens = max_tokens or settings.default_max_tokens
         temperature = _float_field(body, "temperature", 0.0, 2.0)
         top_p = _float_field(body, "top_p", 0.0, 1.0)
         seed = _int_field(body, "seed", 0)
+        stop = _stop_field(body, limits.max_stop)
+        screen = None
+        if safety:
+
+            def screen(kind: str, value: Any, where: str) -> Any:
+                return safety.screen_input(kind, value, where, safety_log)
+
         conversation = parse_messages(
             body.get("messages"),
             modalities,
             allow_local_files=settings.allow_local_files,
-            max_imu_samples=settings.max_imu_samples,
+            limits=limits,
+            screen=screen,
         )
         try:
-            ids = _prompt_ids(model, conversation)
+            ids = prompt_ids(model, conversation)
         except InputError as exc:
             raise APIError(str(exc), param="messages") from None
         except Exception as exc:  # a chat template that refuses the roles (jinja's TemplateError)
             raise APIError(f"messages: the model's chat template refused them: {exc}", param="messages") from None
-        prompt_tokens = len(ids) + _modality_tokens(model, conversation)
+        prompt_tokens = len(ids) + modality_tokens(model, conversation)
         if context is not None and prompt_tokens + max_tokens > context:
             raise APIError(
                 f"this model's context is {context} tokens; the messages take {prompt_tokens} and max_tokens asks "
@@ -217,23 +227,16 @@ def create_app(model: Any, settings: ServerSettings | None = None) -> Any:
                 param="max_tokens",
                 code="context_length_exceeded",
             )
-        kwargs: dict[str, Any] = {"max_new_tokens": max_tokens}
-        if temperature is not None:
-            kwargs["do_sample"] = temperature > 0
-            if temperature > 0:
-                kwargs["temperature"] = temperature
-        if top_p is not None and kwargs.get("do_sample"):
-            kwargs["top_p"] = top_p
-        if seed is not None:
-            import torch
-
-            torch.manual_seed(seed)  # best effort: requests share the generator
-        return Job(ids=ids, conversation=conversation, generate_kwargs=kwargs), prompt_tokens
-
-    def finish(completion: Any, max_tokens: int) -> tuple[int, str]:
-        tokens = completion.tokens
-        ended = bool(tokens) and tokens[-1] in engine_eos
-        return len(tokens), "length" if len(tokens) >= max_tokens and not ended else "stop"
+        # OpenAI's default temperature is 1; top_p applies to sampled rows only
+        sampling = Sampling(
+            temperature=1.0 if temperature is None else temperature,
+            top_p=1.0 if top_p is None else top_p,
+            seed=seed,
+        )
+        job = Job(ids=ids, conversation=conversation, max_tokens=max_tokens, sampling=sampling, stop=stop)
+        if safety:
+            job.check_sentence = safety.check_output
+        return job, prompt_tokens
 
     def failure(exc: BaseException) -> APIError:
         if isinstance(exc, APIError):
@@ -243,82 +246,119 @@ def create_app(model: Any, settings: ServerSettings | None = None) -> Any:
         log.error("generation failed", exc_info=exc)
         return APIError(f"generation failed: {type(exc).__name__}: {exc}", status=500, type="server_error")
 
+    def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+        total = prompt_tokens + completion_tokens
+        return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": total}
+
+    def message(completion: Completion) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "role": "assistant",
+            "content": completion.text if completion.text or completion.refusal is None else None,
+            "refusal": completion.refusal,
+        }
+        if completion.boxes is not None:
+            out["boxes"] = completion.boxes
+        return out
+
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise APIError("the request body is not valid JSON") from None
-        job, prompt_tokens = prepare(body)
-        max_tokens = job.generate_kwargs["max_new_tokens"]
+        safety_log: list[dict[str, Any]] = []
+        refused: Refused | None = None
+        try:
+            job, prompt_tokens = await asyncio.to_thread(prepare, body, safety_log)
+        except Refused as exc:  # an input classifier refused: a normal answer, no generation
+            refused, job, prompt_tokens = exc, None, 0  # type: ignore[assignment]
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-        created = int(time.time())
-        base = {"id": completion_id, "created": created, "model": settings.model_name}
-        if not body.get("stream"):
-            try:
-                output = await engine.generate(job)
-            except Exception as exc:
-                raise failure(exc) from None
-            n, reason = finish(output, max_tokens)
-            return {
+        base = {"id": completion_id, "created": int(time.time()), "model": settings.model_name}
+        stream = isinstance(body, dict) and bool(body.get("stream"))
+        options = body.get("stream_options") if isinstance(body, dict) else None
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        pieces: asyncio.Queue[Any] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        end = object()
+        if refused is not None:
+            future: Any = None
+            output: Completion | None = Completion([], "", "content_filter", refused.verdict.reason)
+        else:
+            if stream:
+                job.sink = lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)
+            future = engine.submit(job)
+            output = None
+        if not stream:
+            if output is None:
+                try:
+                    output = await asyncio.wrap_future(future)
+                except Exception as exc:
+                    raise failure(exc) from None
+            response = {
                 **base,
                 "object": "chat.completion",
                 "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": output.text},
-                        "finish_reason": reason,
-                        "logprobs": None,
-                    }
+                    {"index": 0, "message": message(output), "finish_reason": output.finish_reason, "logprobs": None}
                 ],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n},
+                "usage": usage(prompt_tokens, len(output.tokens)),
             }
-        options = body.get("stream_options") or {}
-        include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False
-        streamer, future = engine.stream(job)
-        done = object()
-        pieces = iter(streamer)
-        # wait for the first piece so that bad media (found in the worker) still gets a 400 status, not a 200
-        first: Any = ""
-        while first == "":  # the streamer's end() puts an empty piece before its stop signal
-            first = await asyncio.to_thread(next, pieces, done)
-        if first is done:
-            try:
-                await asyncio.wrap_future(future)
-            except Exception as exc:
-                raise failure(exc) from None
+            if safety_log or output.safety:
+                response["safety"] = safety_log + output.safety
+            return response
 
-        def event(delta: dict[str, Any], reason: str | None = None, usage: Any = None, choices: bool = True) -> str:
+        if future is not None:
+            future.add_done_callback(lambda _: loop.call_soon_threadsafe(pieces.put_nowait, end))
+            # wait for the first piece so that bad media (found in the worker) still get a 400 status, not a 200
+            first = await pieces.get()
+            if first is end:
+                try:
+                    future.result()
+                except Exception as exc:
+                    raise failure(exc) from None
+        else:
+            first = end
+
+        def event(delta: dict[str, Any], reason: str | None = None, use: Any = None, choices: bool = True) -> str:
             chunk: dict[str, Any] = {**base, "object": "chat.completion.chunk"}
             chunk["choices"] = (
                 [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}] if choices else []
             )
             if include_usage:
-                chunk["usage"] = usage
+                chunk["usage"] = use
             return f"data: {json.dumps(chunk)}\n\n"
 
         async def events() -> AsyncIterator[str]:
+            nonlocal output
             piece = first
             try:
                 yield event({"role": "assistant", "content": ""})
-                while piece is not done:
-                    if piece:
-                        yield event({"content": piece})
-                    piece = await asyncio.to_thread(next, pieces, done)
-                try:
-                    output = await asyncio.wrap_future(future)
-                except Exception as exc:
-                    err = failure(exc)
-                    yield f"data: {json.dumps(err.body())}\n\n"
-                    return
-                n, reason = finish(output, max_tokens)
-                yield event({}, reason)
+                while piece is not end:
+                    yield event({"content": piece})
+                    piece = await pieces.get()
+                if output is None:
+                    try:
+                        output = future.result()
+                    except Exception as exc:
+                        yield f"data: {json.dumps(failure(exc).body())}\n\n"
+                        return
+                assert output is not None
+                if output.refusal is not None:
+                    yield event({"refusal": output.refusal})
+                last: dict[str, Any] = {}
+                if output.boxes is not None:
+                    last["boxes"] = output.boxes
+                final = event(last, output.finish_reason)
+                if safety_log or output.safety:
+                    chunk = json.loads(final[len("data: ") :])
+                    chunk["safety"] = safety_log + output.safety
+                    final = f"data: {json.dumps(chunk)}\n\n"
+                yield final
                 if include_usage:
-                    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
-                    yield event({}, usage=usage, choices=False)
+                    yield event({}, use=usage(prompt_tokens, len(output.tokens)), choices=False)
                 yield "data: [DONE]\n\n"
             finally:
-                job.cancelled.set()  # a client that went away stops the generation at its next token
+                if job is not None:
+                    job.cancelled.set()  # a client that went away stops its row at the next token
 
         return StreamingResponse(events(), media_type="text/event-stream")
 

@@ -1,11 +1,15 @@
 """The model behind the server: one worker thread owns the model and runs ``generate`` on small batches.
 
-Requests are prepared (messages rendered, token ids counted) on the event loop's side and queued (at most
-``max_queue`` waiting; later ones get a 429). The worker takes the oldest job, waits up to ``batch_wait_s`` for
-more non-streaming jobs with the same sampling settings (up to ``max_batch``), checks every job's media on its own
-(a bad input fails only its request, naming its part) and runs one batched ``generate`` for the rest, each row
-cut at its own ``max_tokens``. Should the batched call fail, each job is retried alone, so one bad request never
-breaks the others. Streaming jobs run alone, through ``generate``'s ``streamer=``.
+Requests are prepared (messages rendered, token ids counted, limits and input classifiers applied) on the event
+loop's side and queued (at most ``max_queue`` waiting; later ones get a 429). The worker takes the oldest job and
+waits up to ``batch_wait_s`` for more (up to ``max_batch``), streaming or not, whatever their sampling settings:
+each row samples with its own settings and seed (:mod:`anymal_serve.sampling`) and ends on its own
+(:mod:`anymal_serve.rows`: EOS, its ``max_tokens``, its ``stop`` strings, a client gone, a refused sentence). A row
+that ends is answered at once; the call runs on until its longest row ends, and the next batch starts after it.
+
+One request never breaks the others: each job's media are checked on their own first (a bad input fails only
+its request, naming its part); should the batched call still fail, each job that has not yet sent text is retried
+alone. Stream pieces go to each job's ``sink`` without waiting on the client, so a slow reader holds up no one.
 """
 
 from __future__ import annotations
@@ -17,59 +21,64 @@ import queue
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from anymal.errors import AnyMALError
 from anymal_serve.errors import APIError
 from anymal_serve.parts import Conversation, MediaFile
+from anymal_serve.rows import Completion, Row, RowStopper
+from anymal_serve.sampling import RowSampler, Sampling
+
+__all__ = ["Completion", "Engine", "Job"]
 
 
 @dataclass
 class Job:
-    """One prepared request: its prompt ids (with modality sentinels), raw inputs and generation arguments."""
+    """One prepared request: prompt ids (with modality sentinels), raw inputs and how to generate.
+
+    ``sink`` receives the answer's text pieces as they are released (streams); ``check_sentence`` is the output
+    safety check (None: off).
+    """
 
     ids: list[int]
     conversation: Conversation
-    generate_kwargs: dict[str, Any]
+    max_tokens: int
+    sampling: Sampling = field(default_factory=lambda: Sampling(temperature=0.0))
+    stop: list[str] = field(default_factory=list)
+    sink: Callable[[str], None] | None = None
+    check_sentence: Callable[[str], Any] | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
-
-    def batch_key(self) -> tuple[Any, ...]:
-        """Jobs with equal keys can share a ``generate`` call (everything but ``max_new_tokens`` agrees)."""
-        return tuple(sorted((k, repr(v)) for k, v in self.generate_kwargs.items() if k != "max_new_tokens"))
-
-
-@dataclass
-class Completion:
-    """One job's answer: its new token ids (up to and including EOS) and their text."""
-
-    tokens: list[int]
-    text: str
 
 
 @dataclass
 class _Item:
     job: Job
-    streamer: Any
     future: Future
 
 
-class _Cancel:
-    """An HF stopping criterion that ends generation when the client has gone (a closed stream)."""
+def _has_output_plugins(model: Any) -> bool:
+    """Whether ``generate`` decodes outputs (boxes) that only exist once the whole call has returned."""
+    return bool(getattr(model, "output_plugins", None))
 
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
 
-    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+def _json_ready(value: Any) -> Any:
+    """Tensors and arrays in decoded outputs as nested lists (what a JSON response carries)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return {k: _json_ready(v) for k, v in vars(value).items() if not k.startswith("_")}
+    return value
 
 
 class Engine:
-    """Runs jobs on ``model`` in one worker thread, batching compatible non-streaming jobs."""
+    """Runs jobs on ``model`` in one worker thread, in batches of up to ``max_batch``."""
 
     def __init__(self, model: Any, max_queue: int = 64, max_batch: int = 8, batch_wait_s: float = 0.01) -> None:
         self.model = model
@@ -77,10 +86,10 @@ class Engine:
         self.max_batch = max(1, max_batch)
         self.batch_wait_s = batch_wait_s
         self.generate_calls = 0  # how many generate calls the jobs took (fewer than jobs when batched)
+        self.batch_sizes: collections.Counter[int] = collections.Counter()
         self._pending = 0
         self._lock = threading.Lock()
         self._queue: queue.Queue[_Item | None] = queue.Queue()
-        self._held: collections.deque[_Item] = collections.deque()  # taken while batching, not compatible
         eos = model.llm.generation_config.eos_token_id
         self._eos = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
         self._thread = threading.Thread(target=self._loop, name="anymal-generate", daemon=True)
@@ -90,7 +99,8 @@ class Engine:
         self._queue.put(None)
 
     # --- the request side ------------------------------------------------------------------------------
-    def _submit(self, job: Job, streamer: Any = None) -> Future:
+    def submit(self, job: Job) -> Future:
+        """Queues ``job``; its future resolves to a :class:`Completion` (or the error that failed it)."""
         with self._lock:
             if self._pending >= self.max_queue:
                 raise APIError(
@@ -101,50 +111,37 @@ class Engine:
                 )
             self._pending += 1
         future: Future = Future()
-        self._queue.put(_Item(job, streamer, future))
+        self._queue.put(_Item(job, future))
         return future
+
+    _submit = submit  # the name the first tests used
 
     async def generate(self, job: Job) -> Completion:
         """Runs ``job`` to completion."""
-        return await asyncio.wrap_future(self._submit(job))
-
-    def stream(self, job: Job) -> tuple[Iterator[str], Future]:
-        """Queues ``job`` with a text streamer; returns the streamer (text pieces) and the future of its answer."""
-        from transformers import TextIteratorStreamer
-
-        streamer = TextIteratorStreamer(self.model.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        return streamer, self._submit(job, streamer)
+        return await asyncio.wrap_future(self.submit(job))
 
     # --- the worker ------------------------------------------------------------------------------------
-    def _next(self) -> _Item | None:
-        return self._held.popleft() if self._held else self._queue.get()
-
     def _loop(self) -> None:
         while True:
-            first = self._next()
+            first = self._queue.get()
             if first is None:
                 return
             batch = [first]
-            if first.streamer is None and self.max_batch > 1:
-                key, deadline, skipped = first.job.batch_key(), time.monotonic() + self.batch_wait_s, []
-                while len(batch) < self.max_batch:
-                    try:
-                        item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        self._queue.put(None)
-                        break
-                    if item.streamer is None and item.job.batch_key() == key:
-                        batch.append(item)
-                    else:
-                        skipped.append(item)
-                self._held.extend(skipped)
+            deadline = time.monotonic() + self.batch_wait_s
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
             try:
                 self._run_batch(batch)
             except BaseException as exc:  # never lose the worker: whatever is unanswered gets the error
                 for item in batch:
-                    self._fail(item, exc)
+                    self._finish(item, exc=exc)
 
     def _finish(self, item: _Item, result: Completion | None = None, exc: BaseException | None = None) -> None:
         if item.future.done():
@@ -152,14 +149,9 @@ class Engine:
         with self._lock:
             self._pending -= 1
         if exc is not None:
-            if item.streamer is not None:
-                item.streamer.end()  # wake the reader; it then reads the error from the future
             item.future.set_exception(exc)
         else:
             item.future.set_result(result)
-
-    def _fail(self, item: _Item, exc: BaseException) -> None:
-        self._finish(item, exc=exc)
 
     def _inputs(self, job: Job, tmp: list[str]) -> dict[str, list[Any]]:
         """The job's raw inputs per modality, each checked by its plugin (an error names the part)."""
@@ -182,34 +174,49 @@ class Engine:
             modal[name] = items
         return modal
 
-    def _completion(self, row: list[int], max_tokens: int) -> Completion:
-        n = min(len(row), max_tokens)
-        for i, token in enumerate(row[:n]):
-            if token in self._eos:
-                n = i + 1
-                break
-        tokens = row[:n]
-        return Completion(tokens, self.model.tokenizer.decode(tokens, skip_special_tokens=True))
+    def _row(self, item: _Item) -> Row:
+        job = item.job
+        return Row(
+            max_tokens=job.max_tokens,
+            eos=self._eos,
+            decode=lambda tokens: self.model.tokenizer.decode(tokens, skip_special_tokens=True),
+            stop=list(job.stop),
+            sink=job.sink,
+            check_sentence=job.check_sentence,
+            cancelled=job.cancelled,
+        )
 
-    def _generate(self, items: list[_Item], inputs: list[dict[str, list[Any]]]) -> list[Completion]:
-        from transformers import StoppingCriteriaList
+    def _generate(self, items: list[_Item], inputs: list[dict[str, list[Any]]], rows: list[Row]) -> None:
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
-        kwargs = dict(items[0].job.generate_kwargs)
-        kwargs["max_new_tokens"] = max(item.job.generate_kwargs["max_new_tokens"] for item in items)
+        late = _has_output_plugins(self.model)  # outputs exist only when the call returns: answer then
+
+        def on_done(row: Row) -> None:
+            if not late:
+                self._finish(items[rows.index(row)], row.completion())
+
+        stopper = RowStopper(rows, on_done)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max(item.job.max_tokens for item in items),
+            "do_sample": False,  # RowSampler has chosen each row's token; HF's greedy step takes it
+            "logits_processor": LogitsProcessorList([RowSampler([item.job.sampling for item in items])]),
+            "stopping_criteria": StoppingCriteriaList([stopper]),
+        }
         if len(items) == 1:
-            kwargs["stopping_criteria"] = StoppingCriteriaList([_Cancel(items[0].job.cancelled)])
-            if items[0].streamer is not None:
-                kwargs["streamer"] = items[0].streamer
             modal: dict[str, Any] = inputs[0]
-            ids: list[list[int]] = [items[0].job.ids]
         else:
             names = {name for row in inputs for name in row}
             modal = {name: [row.get(name) for row in inputs] for name in names}
-            ids = [item.job.ids for item in items]
         self.generate_calls += 1
-        output = self.model.generate(input_ids=ids, **modal, **kwargs)
-        rows = output.sequences.tolist()
-        return [self._completion(row, item.job.generate_kwargs["max_new_tokens"]) for row, item in zip(rows, items)]
+        self.batch_sizes[len(items)] += 1
+        output = self.model.generate(input_ids=[item.job.ids for item in items], **modal, **kwargs)
+        stopper.finish()
+        boxes = getattr(output, "boxes", None)
+        for i, (item, row) in enumerate(zip(items, rows)):
+            completion = row.completion()
+            if boxes is not None and i < len(boxes):
+                completion.boxes = _json_ready(boxes[i])
+            self._finish(item, completion)
 
     def _run_batch(self, batch: list[_Item]) -> None:
         tmp: list[str] = []
@@ -221,23 +228,26 @@ class Engine:
                     inputs.append(self._inputs(item.job, tmp))
                     ready.append(item)
                 except Exception as exc:
-                    self._fail(item, exc)
+                    self._finish(item, exc=exc)
             if not ready:
                 return
+            rows = [self._row(item) for item in ready]
             try:
-                results = self._generate(ready, inputs)
+                self._generate(ready, inputs, rows)
             except Exception as exc:
                 if len(ready) == 1:
-                    self._fail(ready[0], exc)
+                    self._finish(ready[0], exc=exc)
                     return
-                for item, row in zip(ready, inputs):  # find the one that failed: each alone
+                for item, row_inputs, row in zip(ready, inputs, rows):  # find the one that failed: each alone
+                    if item.future.done():
+                        continue
+                    if row.released:  # its client has seen text: a retry would repeat it
+                        self._finish(item, exc=exc)
+                        continue
                     try:
-                        self._finish(item, self._generate([item], [row])[0])
+                        self._generate([item], [row_inputs], [self._row(item)])
                     except Exception as single_exc:
-                        self._fail(item, single_exc)
-                return
-            for item, result in zip(ready, results):
-                self._finish(item, result)
+                        self._finish(item, exc=single_exc)
         finally:
             for path in tmp:
                 os.unlink(path)

@@ -15,6 +15,7 @@ import binascii
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -22,6 +23,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from anymal_serve.errors import APIError
+from anymal_serve.limits import Limits, check_media
 
 ROLES = ("system", "user", "assistant", "developer")
 # part type -> (the modality plugin it feeds, the key of its payload)
@@ -170,10 +172,26 @@ def _media_input(part: dict[str, Any], kind: str, param: str, allow_local_files:
     return _imu_input(part, param, max_imu)
 
 
+# screen(kind, value, param) -> value: the input safety classifiers (kind "text" or a modality name); it returns
+# the value to use (redacted or not) or raises anymal_serve.safety.Refused
+Screen = Callable[[str, Any, str], Any]
+
+
 def parse_messages(
-    messages: Any, modalities: list[str], *, allow_local_files: bool = False, max_imu_samples: int = 100_000
+    messages: Any,
+    modalities: list[str],
+    *,
+    allow_local_files: bool = False,
+    limits: Limits | None = None,
+    screen: Screen | None = None,
 ) -> Conversation:
-    """Checks ``messages`` and splits them into placeholder text and raw inputs; errors name the part."""
+    """Checks ``messages`` and splits them into placeholder text and raw inputs; errors name the part.
+
+    Each input is checked against ``limits``; with ``screen``, each user text part and media input goes through the
+    input safety classifiers on the way.
+    """
+    limits = limits or Limits()
+    max_imu_samples = limits.max_imu_samples if limits.max_imu_samples is not None else 2**62
     if not isinstance(messages, list) or not messages:
         raise APIError("messages must be a non-empty list", param="messages", code="invalid_messages")
     out = Conversation()
@@ -203,6 +221,8 @@ def parse_messages(
                 text = part.get("text")
                 if not isinstance(text, str):
                     raise APIError(f"{param}: a text part needs a string text", param=param, code="invalid_part")
+                if screen is not None and role == "user" and text:
+                    text = screen("text", text, param if isinstance(content, list) else f"{where}.content")
                 pieces.append(text)
                 continue
             if kind not in MEDIA_PARTS:
@@ -224,9 +244,11 @@ def parse_messages(
                 raise APIError(
                     f"{param}: media parts are taken in user messages only", param=param, code="invalid_part"
                 )
-            out.inputs.setdefault(modality, []).append(
-                _media_input(part, kind, param, allow_local_files, max_imu_samples)
-            )
+            raw = _media_input(part, kind, param, allow_local_files, max_imu_samples)
+            check_media(modality, raw, param, limits)
+            if screen is not None:
+                raw = screen(modality, raw, param)
+            out.inputs.setdefault(modality, []).append(raw)
             out.where.setdefault(modality, []).append(param)
             pieces.append(f"<{modality}>")
         out.messages.append({"role": "system" if role == "developer" else role, "content": "".join(pieces)})

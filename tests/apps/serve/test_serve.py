@@ -239,8 +239,10 @@ def test_local_files_with_the_flag(model):
 def test_request_errors(client, server):
     assert _bad_request(client, [{"role": "robot", "content": "hi"}])["param"] == "messages[0].role"
     assert _bad_request(client, [{"role": "assistant", "content": "hi"}])
-    error = _bad_request(client, _user(), extra_body={"max_tokens": 100_000})
+    error = _bad_request(client, _user(), extra_body={"max_tokens": 4000})  # under the limit, past the context
     assert error["code"] == "context_length_exceeded"
+    error = _bad_request(client, _user(), extra_body={"max_tokens": 100_000})
+    assert error["code"] == "max_tokens_too_large" and error["param"] == "max_tokens"
     # a literal placeholder in the text with no input behind it: anymal's InputError, as a 400
     assert _bad_request(client, [{"role": "user", "content": "look: <image>"}])
     with pytest.raises(openai.NotFoundError):
@@ -292,7 +294,7 @@ def test_queue_full_is_429(model):
 
     engine = Engine(model, max_queue=0)
     with pytest.raises(APIError) as info:
-        engine._submit(Job([1], Conversation(), {"max_new_tokens": 1}))
+        engine.submit(Job([1], Conversation(), max_tokens=1))
     assert info.value.status == 429
     engine.close()
 
@@ -383,7 +385,7 @@ def test_a_failing_batched_generate_retries_each_job_alone(model):
     engine = Engine(Poisoned(model), max_batch=8, batch_wait_s=0.5)
     try:
         rows = [[1, 50, 60], [1, 50, 13], [1, 70, 80]]
-        futures = [engine._submit(Job(r, Conversation(), {"max_new_tokens": 3, "do_sample": False})) for r in rows]
+        futures = [engine.submit(Job(r, Conversation(), max_tokens=3)) for r in rows]
         assert isinstance(futures[1].exception(timeout=60), InputError)
         answers = [futures[i].result(timeout=60) for i in (0, 2)]
         assert all(1 <= len(a.tokens) <= 3 for a in answers)
