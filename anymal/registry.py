@@ -1,7 +1,11 @@
-"""Plugin discovery through the ``anymal.plugins`` entry-point group, plus ``register_plugin`` for notebooks.
+"""Plugin discovery through entry points, plus ``register_plugin`` for notebooks.
 
-Entry points are only imported when a plugin is asked for by name (or when all are listed), so importing anymal
-stays cheap and one broken third-party plugin cannot stop the others from working.
+Two kinds of plugin, two entry-point groups: input (modality) plugins under ``anymal.plugins``
+(:class:`anymal.plugin.ModalityPlugin`) and output plugins under ``anymal.outputs``
+(:class:`anymal.output_plugin.OutputPlugin`). Their names live in separate namespaces: an output plugin's name is
+never a ``<placeholder>`` or a ``generate`` keyword. Entry points are only imported when a plugin is asked for by
+name (or when all are listed), so importing anymal stays cheap and one broken third-party plugin cannot stop the
+others from working.
 """
 
 from __future__ import annotations
@@ -9,23 +13,36 @@ from __future__ import annotations
 import re
 import warnings
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 from anymal.errors import PluginError
+from anymal.output_plugin import OutputPlugin
 from anymal.plugin import ModalityPlugin
 
 ENTRY_POINT_GROUP = "anymal.plugins"
+OUTPUT_ENTRY_POINT_GROUP = "anymal.outputs"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 _registered: dict[str, type[ModalityPlugin]] = {}
 _loaded: dict[str, type[ModalityPlugin]] = {}
+_registered_outputs: dict[str, type[OutputPlugin]] = {}
+_loaded_outputs: dict[str, type[OutputPlugin]] = {}
 
 
-def _entry_points() -> dict[str, list[EntryPoint]]:
+def _group_entry_points(group: str) -> dict[str, list[EntryPoint]]:
     found: dict[str, list[EntryPoint]] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in entry_points(group=group):
         found.setdefault(ep.name, []).append(ep)
     # the same distribution can be seen twice (e.g. an editable install plus a build dir); dedupe by target
     return {name: list({ep.value: ep for ep in eps}.values()) for name, eps in found.items()}
+
+
+def _entry_points() -> dict[str, list[EntryPoint]]:
+    return _group_entry_points(ENTRY_POINT_GROUP)
+
+
+def _output_entry_points() -> dict[str, list[EntryPoint]]:
+    return _group_entry_points(OUTPUT_ENTRY_POINT_GROUP)
 
 
 def entry_point_names() -> list[str]:
@@ -33,9 +50,14 @@ def entry_point_names() -> list[str]:
     return sorted(_entry_points())
 
 
-def _validate(cls: object, name: str | None) -> type[ModalityPlugin]:
-    if not (isinstance(cls, type) and issubclass(cls, ModalityPlugin)):
-        raise PluginError(f"plugin {name!r}: {cls!r} is not a subclass of anymal.ModalityPlugin")
+def output_entry_point_names() -> list[str]:
+    """Names installed under the ``anymal.outputs`` entry-point group, without importing any of them."""
+    return sorted(_output_entry_points())
+
+
+def _validate(cls: object, name: str | None, base: type = ModalityPlugin) -> Any:
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise PluginError(f"plugin {name!r}: {cls!r} is not a subclass of anymal.{base.__name__}")
     if not _NAME_RE.match(cls.name or ""):
         raise PluginError(f"plugin class {cls.__qualname__}: name {cls.name!r} must be a lowercase identifier")
     if name is not None and cls.name != name:
@@ -43,7 +65,7 @@ def _validate(cls: object, name: str | None) -> type[ModalityPlugin]:
     return cls
 
 
-def _load_entry_point(name: str, eps: list[EntryPoint]) -> type[ModalityPlugin]:
+def _load_entry_point(name: str, eps: list[EntryPoint], base: type = ModalityPlugin) -> Any:
     if len(eps) > 1:
         targets = ", ".join(ep.value for ep in eps)
         raise PluginError(f"plugin name {name!r} is registered by several packages ({targets}); uninstall one")
@@ -51,11 +73,14 @@ def _load_entry_point(name: str, eps: list[EntryPoint]) -> type[ModalityPlugin]:
         cls = eps[0].load()
     except Exception as exc:  # a broken third-party package must not take the others down
         raise PluginError(f"plugin {name!r} ({eps[0].value}) failed to import: {type(exc).__name__}: {exc}") from exc
-    return _validate(cls, name)
+    return _validate(cls, name, base)
 
 
-def register_plugin(cls: type[ModalityPlugin], *, replace: bool = False) -> type[ModalityPlugin]:
-    """Registers a plugin class by its ``name`` (usable as a class decorator). Duplicates are an error."""
+def register_plugin(cls: Any, *, replace: bool = False) -> Any:
+    """Registers a plugin class (input or output) by its ``name`` (usable as a class decorator). Duplicates are an
+    error."""
+    if isinstance(cls, type) and issubclass(cls, OutputPlugin):
+        return _register_output(cls, replace)
     _validate(cls, None)
     existing = _registered.get(cls.name)
     if existing is None and cls.name in _entry_points():
@@ -69,9 +94,28 @@ def register_plugin(cls: type[ModalityPlugin], *, replace: bool = False) -> type
     return cls
 
 
+def _register_output(cls: type[OutputPlugin], replace: bool) -> type[OutputPlugin]:
+    _validate(cls, None, OutputPlugin)
+    existing = _registered_outputs.get(cls.name)
+    if existing is None and cls.name in _output_entry_points():
+        existing = get_output_plugin(cls.name)
+    if existing is not None and existing is not cls and not replace:
+        raise PluginError(
+            f"an output plugin named {cls.name!r} is already registered "
+            f"({existing.__module__}.{existing.__qualname__}); pick another name or pass replace=True"
+        )
+    _registered_outputs[cls.name] = cls
+    return cls
+
+
 def unregister_plugin(name: str) -> None:
     """Removes a plugin registered with ``register_plugin`` (entry-point plugins stay installed)."""
     _registered.pop(name, None)
+
+
+def unregister_output_plugin(name: str) -> None:
+    """Removes an output plugin registered with ``register_plugin`` (entry-point plugins stay installed)."""
+    _registered_outputs.pop(name, None)
 
 
 def get_plugin(name: str) -> type[ModalityPlugin]:
@@ -93,19 +137,46 @@ def get_plugin(name: str) -> type[ModalityPlugin]:
     return cls
 
 
+def get_output_plugin(name: str) -> type[OutputPlugin]:
+    """The output plugin class registered under ``name``; an unknown name lists the installed output plugins."""
+    if name in _registered_outputs:
+        return _registered_outputs[name]
+    if name in _loaded_outputs:
+        return _loaded_outputs[name]
+    eps = _output_entry_points()
+    if name not in eps:
+        installed = sorted(set(eps) | set(_registered_outputs))
+        raise PluginError(
+            f"unknown output plugin {name!r}. Installed output plugins: {', '.join(installed) or 'none'}. "
+            f"Install a package that registers it under the {OUTPUT_ENTRY_POINT_GROUP!r} entry-point group "
+            "(pip install <package>), or call anymal.register_plugin(YourOutputPluginClass)."
+        )
+    cls = _load_entry_point(name, eps[name], OutputPlugin)
+    _loaded_outputs[name] = cls
+    return cls
+
+
 def registered_names() -> list[str]:
     """Names registered in this process with :func:`register_plugin` (not entry points), sorted."""
     return sorted(_registered)
 
 
-def list_plugins() -> list[str]:
-    """Names of the plugins that load; broken ones are skipped with a warning naming the problem."""
-    names = set(_registered)
-    for name in _entry_points():
+def _list(names: set[str], eps: dict[str, list[EntryPoint]], getter) -> list[str]:
+    for name in eps:
         try:
-            get_plugin(name)
+            getter(name)
         except PluginError as exc:
-            warnings.warn(f"skipping plugin: {exc}", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"skipping plugin: {exc}", RuntimeWarning, stacklevel=3)
             continue
         names.add(name)
     return sorted(names)
+
+
+def list_plugins() -> list[str]:
+    """Names of the input plugins that load; broken ones are skipped with a warning naming the problem."""
+    return _list(set(_registered), _entry_points(), get_plugin)
+
+
+def list_output_plugins() -> list[str]:
+    """Names of the output plugins that load; broken ones are skipped with a warning naming the problem."""
+    return _list(set(_registered_outputs), _output_entry_points(), get_output_plugin)
