@@ -4,8 +4,11 @@ Commands:
     demo    the whole pipeline learning on CPU in minutes (``python -m anymal demo [--quick] [--out DIR]``). The
             demo is an application in its own package, ``anymal_demo``, installed with anymal; this module
             forwards the command's arguments to it and imports it only when the command runs.
-    serve   an OpenAI-compatible HTTP server for a saved model (``python -m anymal serve --model DIR``); the
-            application package ``anymal_serve`` (FastAPI + uvicorn: the ``serve`` extra), forwarded the same way.
+    serve   an OpenAI-compatible HTTP server for a saved model (``python -m anymal serve --model DIR``, also
+            ``python -m anymal.serve``); the application package ``anymal_serve`` (FastAPI + uvicorn: the ``serve``
+            extra), forwarded the same way.
+    chat    a terminal chat with a saved model (``python -m anymal chat --model DIR``, also
+            ``python -m anymal.chat``), from the same application package.
 
 Training and evaluation have their own modules: ``python -m anymal.train``, ``python -m anymal.plan``.
 """
@@ -33,9 +36,10 @@ def _demo(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _serve(args: argparse.Namespace, rest: list[str]) -> int:
+    """``serve`` and ``chat``: both commands of the serving application."""
     try:
         # the server is a separate top-level package (apps/anymal_serve) that mypy checking anymal does not see
-        from anymal_serve.cli import run  # type: ignore[import-not-found, unused-ignore]
+        from anymal_serve.cli import run, run_chat  # type: ignore[import-not-found, unused-ignore]
     except ModuleNotFoundError as exc:
         if (exc.name or "").partition(".")[0] != "anymal_serve":
             raise
@@ -43,7 +47,7 @@ def _serve(args: argparse.Namespace, rest: list[str]) -> int:
             "the server is not installed: `python -m anymal serve` runs the anymal_serve package, which ships with "
             "anymal's own distribution (pip install 'anymal[serve]', or pip install -e '.[serve]' in a checkout)"
         ) from None
-    return run(rest)
+    return int(run_chat(rest) if args.command == "chat" else run(rest))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve a saved model behind the OpenAI chat API; python -m anymal serve --help lists its options",
     )
     serve.set_defaults(func=_serve, forwards=True)
+    chat = commands.add_parser(
+        "chat",
+        add_help=False,
+        help="chat with a saved model in the terminal (/image, /audio, /video, /imu commands); "
+        "python -m anymal chat --help lists its options",
+    )
+    chat.set_defaults(func=_serve, forwards=True)
     return parser
 
 

@@ -21,7 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from anymal.errors import AnyMALError, InputError
-from anymal_serve.engine import Completion, Engine, Job
+from anymal_serve.engine import Completion, Engine, Job, load_model  # noqa: F401  (re-exported)
 from anymal_serve.errors import APIError
 from anymal_serve.limits import Limits
 from anymal_serve.parts import parse_messages
@@ -46,13 +46,6 @@ class ServerSettings:
     limits: Limits = field(default_factory=Limits)
     safety: list[Any] = field(default_factory=list)  # classifiers (anymal_serve.safety); empty: safety off
     playground: bool = True  # serve the browser playground at /
-
-
-def load_model(path: str) -> Any:
-    """``AnyMAL.from_pretrained(path)`` in eval mode."""
-    from anymal import AnyMAL
-
-    return AnyMAL.from_pretrained(path).eval()
 
 
 class BodyLimit:

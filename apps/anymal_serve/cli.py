@@ -1,4 +1,5 @@
-"""The server's command line: ``python -m anymal serve``, ``python -m anymal_serve`` and ``anymal-serve`` run it.
+"""The server's command line: ``python -m anymal.serve`` (or ``python -m anymal serve``), ``python -m anymal_serve``
+and ``anymal-serve`` run it.
 
 The parser lives here so that ``anymal``'s own command line only forwards the arguments and imports the server
 (and FastAPI) only when the ``serve`` command is chosen.
@@ -12,7 +13,7 @@ import sys
 from anymal.errors import AnyMALError
 
 
-def build_parser(prog: str = "python -m anymal serve") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m anymal.serve") -> argparse.ArgumentParser:
     """The server's parser (``prog`` is the command shown in its usage line)."""
     parser = argparse.ArgumentParser(prog=prog, description="Serve an AnyMAL model behind the OpenAI chat API.")
     parser.add_argument("--model", required=True, help="a folder saved by AnyMAL.save_pretrained (or a hub id)")
@@ -31,18 +32,37 @@ def build_parser(prog: str = "python -m anymal serve") -> argparse.ArgumentParse
         "--batch-wait-ms", type=float, default=10.0, help="how long a request waits for others to batch with"
     )
     parser.add_argument("--default-max-tokens", type=int, default=256, help="max_tokens when a request gives none")
+    limits = parser.add_argument_group("per-request limits (a request over one gets a 400 naming its part)")
+    limits.add_argument("--max-tokens", type=int, default=4096, help="largest max_tokens a request may ask for")
+    limits.add_argument("--max-pixels", type=int, default=4096 * 4096, help="largest image (width x height)")
+    limits.add_argument("--max-audio-seconds", type=float, default=600.0, help="longest audio input")
+    limits.add_argument("--max-video-seconds", type=float, default=600.0, help="longest video input")
+    limits.add_argument("--max-imu-samples", type=int, default=100_000, help="most samples in one input_imu part")
+    parser.add_argument(
+        "--safety",
+        action="append",
+        default=[],
+        metavar="NAME[=OPTION]",
+        help="turn on a safety classifier from the anymal.safety entry points (repeatable), e.g. "
+        "--safety keyword_policy=policy.yaml; off by default",
+    )
+    parser.add_argument("--no-playground", action="store_true", help="do not serve the browser playground at /")
     return parser
 
 
-def run(argv: list[str] | None = None, prog: str = "python -m anymal serve") -> int:
+def run(argv: list[str] | None = None, prog: str = "python -m anymal.serve") -> int:
     """Parses ``argv``, loads the model and serves until interrupted."""
     args = build_parser(prog).parse_args(argv)
     try:
         import uvicorn
     except ModuleNotFoundError:
         raise AnyMALError("the server needs FastAPI and uvicorn: pip install 'anymal[serve]'") from None
-    from anymal_serve.app import ServerSettings, create_app, load_model
+    from anymal_serve.app import ServerSettings, create_app
+    from anymal_serve.engine import load_model
+    from anymal_serve.limits import Limits
+    from anymal_serve.safety import load_classifier
 
+    classifiers = [load_classifier(spec) for spec in args.safety]  # before the model: a typo fails fast
     model = load_model(args.model)
     settings = ServerSettings(
         model_name=args.model_name or args.model.rstrip("/").rsplit("/", 1)[-1],
@@ -52,6 +72,15 @@ def run(argv: list[str] | None = None, prog: str = "python -m anymal serve") -> 
         max_batch=args.max_batch,
         batch_wait_ms=args.batch_wait_ms,
         default_max_tokens=args.default_max_tokens,
+        limits=Limits(
+            max_pixels=args.max_pixels,
+            max_audio_seconds=args.max_audio_seconds,
+            max_video_seconds=args.max_video_seconds,
+            max_imu_samples=args.max_imu_samples,
+            max_tokens=args.max_tokens,
+        ),
+        safety=classifiers,
+        playground=not args.no_playground,
     )
     uvicorn.run(create_app(model, settings), host=args.host, port=args.port)
     return 0
@@ -64,3 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     except AnyMALError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def run_chat(argv: list[str] | None = None, prog: str = "python -m anymal.chat") -> int:
+    """``python -m anymal.chat``: the terminal chat (:mod:`anymal_serve.chat`; needs no FastAPI)."""
+    from anymal_serve.chat import run as chat
+
+    return chat(argv, prog=prog)

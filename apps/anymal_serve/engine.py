@@ -32,7 +32,14 @@ from anymal_serve.parts import Conversation, MediaFile
 from anymal_serve.rows import Completion, Row, RowStopper
 from anymal_serve.sampling import RowSampler, Sampling
 
-__all__ = ["Completion", "Engine", "Job"]
+__all__ = ["Completion", "Engine", "Job", "load_model"]
+
+
+def load_model(path: str) -> Any:
+    """``AnyMAL.from_pretrained(path)`` in eval mode."""
+    from anymal import AnyMAL
+
+    return AnyMAL.from_pretrained(path).eval()
 
 
 @dataclass
