@@ -81,6 +81,7 @@ class AnyMAL(GenerationMixin, nn.Module):
         self.encoders = nn.ModuleDict()
         self.projectors = nn.ModuleDict()
         self._shared_encoders: dict[str, nn.Module] = {}
+        self._llm_hooks: dict[str, list[Any]] = {}  # per plugin: hooks it put on the LLM (ModalityPlugin.attach_to_llm)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)  # projector init is reproducible from the config alone
             for name, plugin_config in config.modalities.items():
@@ -101,6 +102,7 @@ class AnyMAL(GenerationMixin, nn.Module):
         self.plugins[name] = plugin
         self.encoders[name] = place_frozen_encoder(encoder, plugin_config, device)  # in its encoder_dtype
         self.projectors[name] = plugin.build_projector(llm_hidden_size(self.llm)).to(device)
+        self._llm_hooks[name] = list(plugin.attach_to_llm(self.llm, self.projectors[name]))
         self.config.modalities[name] = plugin_config
 
     # --- composing plugins -------------------------------------------------------------------------------------
@@ -144,6 +146,8 @@ class AnyMAL(GenerationMixin, nn.Module):
     def remove_plugin(self, name: str) -> AnyMAL:
         """Drops modality ``name``: its plugin, projector and (unless shared) encoder. Returns the model."""
         self._plugin(name)
+        for handle in self._llm_hooks.pop(name, []):
+            handle.remove()
         del self.plugins[name], self.encoders[name], self.projectors[name], self.config.modalities[name]
         live = {id(encoder) for encoder in self.encoders.values()}
         self._shared_encoders = {k: e for k, e in self._shared_encoders.items() if id(e) in live}

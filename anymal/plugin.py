@@ -155,6 +155,12 @@ class ModalityPlugin(abc.ABC):
         """Runs the projector on encoder features; override when features are a dict."""
         return projector(features)
 
+    def attach_to_llm(self, llm: nn.Module, projector: nn.Module) -> list[Any]:
+        """Optional: trainable parts this plugin adds to the frozen LLM (e.g. Pink's per-layer adapters), as forward
+        hooks whose parameters live in ``projector`` (so they train, save and load with it). Called once the plugin
+        joins a model; returns the hook handles, which the model removes with the plugin. Default: none."""
+        return []
+
     # --- data ----------------------------------------------------------------------------------------------
     @abc.abstractmethod
     def preprocess(self, raw: Any) -> Batch:

@@ -107,6 +107,29 @@ class OpenClipTower(nn.Module):
         self.layer = config.feature_layer % self.n_blocks
         self.keep_cls = config.keep_cls_token
         self.out_dim = self.visual.transformer.width
+        grid = self.visual.grid_size
+        self.n_tokens = int(grid[0] * grid[1]) + int(self.keep_cls)
+
+    # pieces for adapters in the blocks (anymal_image.adapters): stem -> blocks up to the feature layer -> select
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.visual.conv1.weight.dtype
+
+    def stem(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Tokens entering the first block: patch embedding, class token, positions, ``ln_pre``."""
+        return self.visual._embeds(pixel_values)
+
+    def feature_blocks(self) -> list[nn.Module]:
+        return list(self.visual.transformer.resblocks[: self.layer + 1])
+
+    def attention_norm(self, block: nn.Module) -> nn.Module:
+        return block.ln_1
+
+    def run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return block(x)
+
+    def select(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens if self.keep_cls else tokens[:, 1:]
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         out = self.visual.forward_intermediates(
@@ -131,7 +154,11 @@ def _hf_classes(model_type: str):
         return CLIPVisionConfig, CLIPVisionModel
     if model_type in ("siglip", "siglip_vision_model"):
         return SiglipVisionConfig, SiglipVisionModel
-    raise ConfigError(f"HF vision backend: model_type {model_type!r} is not supported (use CLIP or SigLIP)")
+    if model_type in ("blip-2", "blip_2_vision_model"):  # BLIP-2's EVA ViT-g/14 (the Q-Former systems' tower)
+        from transformers import Blip2VisionConfig, Blip2VisionModel
+
+        return Blip2VisionConfig, Blip2VisionModel
+    raise ConfigError(f"HF vision backend: model_type {model_type!r} is not supported (use CLIP, SigLIP or BLIP-2)")
 
 
 class HFVisionTower(nn.Module):
@@ -152,10 +179,41 @@ class HFVisionTower(nn.Module):
                 self.model = model_cls.from_pretrained(config.model_name)
             except OSError as exc:
                 raise ConfigError(f"model_name={config.model_name!r}: cannot load vision tower ({exc})") from None
-        self.has_cls = "clip" in self.model.config.model_type
+        self.has_cls = self.model.config.model_type != "siglip_vision_model"
         self.layer = config.feature_layer
         self.keep_cls = config.keep_cls_token
         self.out_dim = self.model.config.hidden_size
+        vision = self.model.config
+        self.n_tokens = (vision.image_size // vision.patch_size) ** 2 + int(self.has_cls and self.keep_cls)
+
+    # pieces for adapters in the blocks (anymal_image.adapters): stem -> blocks up to the feature layer -> select
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def _inner(self) -> nn.Module:
+        return self.model.vision_model if hasattr(self.model, "vision_model") else self.model
+
+    def stem(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """``hidden_states[0]``: the embeddings (and CLIP's ``pre_layrnorm``)."""
+        inner = self._inner()
+        x = inner.embeddings(pixel_values)
+        pre = getattr(inner, "pre_layrnorm", None)
+        return pre(x) if pre is not None else x
+
+    def feature_blocks(self) -> list[nn.Module]:
+        layers = list(self._inner().encoder.layers)
+        return layers[: self.layer % (len(layers) + 1)]
+
+    def attention_norm(self, block: nn.Module) -> nn.Module:
+        return block.layer_norm1
+
+    def run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        out = block(x, None)
+        return out[0] if isinstance(out, tuple) else out
+
+    def select(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens if (self.keep_cls or not self.has_cls) else tokens[:, 1:]
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         hidden = self.model(pixel_values=pixel_values, output_hidden_states=True).hidden_states[self.layer]

@@ -1,4 +1,5 @@
-"""The image modality: a frozen CLIP-family vision tower and a trainable Perceiver resampler (AnyMAL's recipe)."""
+"""The image modality: a frozen CLIP-family vision tower and a trainable projector (AnyMAL's Perceiver resampler by
+default; linear, Qwen-VL cross-attention or Q-Former by ``projector_type``), optionally with Pink's adapters."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import torch
 from torch import nn
 
 from anymal.plugin import ModalityPlugin
+from anymal_image.adapters import AdaptedImageProjector, AdaptedViT, ViTStem, attach_llm_adapters
 from anymal_image.config import ImagePluginConfig
 from anymal_image.encoders import build_tower, build_transform, encoder_key
 from anymal_image.io import load_image
-from anymal_image.resampler import resampler_from_config
+from anymal_image.projectors import build_head
 
 
 def _example_photos() -> list[Path]:
@@ -34,6 +36,7 @@ class ImagePlugin(ModalityPlugin):
         super().__init__(config)
         self._transform = None
         self._encoder_dim: int | None = None
+        self._tower: nn.Module | None = None
 
     @property
     def transform(self):
@@ -45,10 +48,13 @@ class ImagePlugin(ModalityPlugin):
     def build_encoder(self) -> nn.Module:
         tower = build_tower(self.config)
         self._encoder_dim = tower.out_dim
-        return tower
+        self._tower = tower
+        # with ViT adapters the frozen (cached) encoder is the stem; the adapted blocks run in the projector
+        return ViTStem(tower) if self.config.vision_adapter_dim else tower
 
-    def encoder_key(self) -> str:
-        return encoder_key(self.config)
+    def encoder_key(self) -> str | None:
+        # an adapted tower's blocks run inside this plugin's projector: never shared with another plugin
+        return None if self.config.vision_adapter_dim else encoder_key(self.config)
 
     def encoder_dim(self) -> int:
         """Width of the encoder features (builds the tower once if it was not built yet)."""
@@ -60,7 +66,23 @@ class ImagePlugin(ModalityPlugin):
         return encoder(batch)
 
     def build_projector(self, llm_dim: int) -> nn.Module:
-        return resampler_from_config(self.config, self.encoder_dim(), llm_dim)
+        cfg = self.config
+        if cfg.vision_adapter_dim and self._tower is None:
+            self.build_encoder()  # the adapted blocks are the encoder's: build_encoder normally comes first
+        n_features = getattr(self._tower, "n_tokens", None)
+        head = build_head(cfg, self.encoder_dim(), llm_dim, n_features)
+        if not (cfg.vision_adapter_dim or cfg.llm_adapter_dim):
+            return head
+        vit = None
+        if cfg.vision_adapter_dim:
+            vit = AdaptedViT(self._tower, cfg.vision_adapter_dim, cfg.adapter_activation)
+        return AdaptedImageProjector(head, vit)
+
+    def attach_to_llm(self, llm: nn.Module, projector: nn.Module) -> list[Any]:
+        """Pink's LLM-side adapters (``llm_adapter_dim``), hooked after each decoder layer's input norm."""
+        if not self.config.llm_adapter_dim:
+            return []
+        return attach_llm_adapters(llm, projector, self.config.llm_adapter_dim, self.config.adapter_activation)
 
     def preprocess(self, raw: Any) -> torch.Tensor:
         return self.transform(load_image(raw))
