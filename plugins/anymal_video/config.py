@@ -86,5 +86,10 @@ class VideoPluginConfig(ImagePluginConfig):
             raise ConfigError(f"decode_threads={self.decode_threads}: expected >= 0 (0 lets the decoder choose)")
         if self.projector_hidden_dim is not None and self.projector_hidden_dim < 1:
             raise ConfigError(f"projector_hidden_dim={self.projector_hidden_dim}: expected >= 1 or None (llm_dim)")
+        if self.projector_type != "perceiver" or self.vision_adapter_dim or self.llm_adapter_dim:
+            raise ConfigError(
+                "projector_type, vision_adapter_dim and llm_adapter_dim are image-plugin options; a video plugin "
+                "aggregates frames with aggregation: resampler|mean_pool and projector: mlp|linear"
+            )
         if self.frames_per_forward is not None and self.frames_per_forward < 1:
             raise ConfigError(f"frames_per_forward={self.frames_per_forward}: expected >= 1 or None (all at once)")
