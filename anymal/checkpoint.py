@@ -8,6 +8,10 @@ compose into one model (AnyMAL's stage 1 -> stage 2) and can be added, swapped o
     plugins/<name>/config.json       the plugin's config (``plugin_type`` names the registry entry)
     plugins/<name>/projector.safetensors
     plugins/<name>/fingerprints.json the plugin's frozen encoder and the LLM its projector was trained against
+    plugins/<output>/config.json     an output plugin's config (config.json lists them under ``outputs``)
+    plugins/<output>/head.safetensors    its trained head
+    plugins/<output>/tokens.safetensors  its trigger tokens' embedding rows (``embed``) and LM-head rows (``head``)
+    plugins/<output>/fingerprints.json   its frozen module (if any) and the LLM it was trained against
     adapter/                         a PEFT LoRA adapter, when one was trained
     model.safetensors                other trainable weights, only if there are any
     tokenizer files                  with the chat template
@@ -40,11 +44,15 @@ WEIGHTS_NAME = "model.safetensors"
 FINGERPRINTS_NAME = "fingerprints.json"
 PLUGINS_DIR = "plugins"
 PROJECTOR_NAME = "projector.safetensors"
+HEAD_NAME = "head.safetensors"
+TOKENS_NAME = "tokens.safetensors"
 ADAPTER_DIR = "adapter"
 FORMAT = "anymal"
 FORMAT_VERSION = 2
 _PROJECTOR_PREFIX = "projectors."
 _LLM_PREFIX = "llm."
+_HEAD_PREFIX = "heads."
+_TOKENS_PREFIX = "token_rows."
 
 
 @dataclass
@@ -55,6 +63,19 @@ class PluginRecord:
     config: dict[str, Any]
     weights: dict[str, torch.Tensor]
     encoder_fingerprint: str | None
+    llm: dict[str, Any]
+    source: Path
+
+
+@dataclass
+class OutputRecord:
+    """One output plugin as stored: its config, head and token-row weights, and what they were trained against."""
+
+    name: str
+    config: dict[str, Any]
+    head: dict[str, torch.Tensor]
+    tokens: dict[str, torch.Tensor]
+    frozen_fingerprint: str | None
     llm: dict[str, Any]
     source: Path
 
@@ -71,11 +92,15 @@ class CheckpointContents:
     plugins: dict[str, PluginRecord] = field(default_factory=dict)
     extra_weights: dict[str, torch.Tensor] = field(default_factory=dict)
     adapter: Path | None = None
+    outputs: dict[str, OutputRecord] = field(default_factory=dict)
 
     def model_config_dict(self) -> dict[str, Any]:
         """The AnyMAL config (dict form) of the whole checkpoint, plugins in their stored order."""
         modalities = {name: record.config for name, record in self.plugins.items()}
-        return {"llm": self.llm_config, "modalities": modalities, "seed": self.seed}
+        data = {"llm": self.llm_config, "modalities": modalities, "seed": self.seed}
+        if self.outputs:
+            data["outputs"] = {name: record.config for name, record in self.outputs.items()}
+        return data
 
 
 # --- writing -----------------------------------------------------------------------------------------------------
@@ -86,6 +111,8 @@ def base_fingerprints(model) -> dict[str, Any]:
         "llm": {"name_or_path": llm.name_or_path, "fingerprint": fingerprint_folder(llm.name_or_path, llm.revision)}
     }
     prints["encoders"] = {name: fingerprint_module(encoder) for name, encoder in model.encoders.items()}
+    frozen = getattr(model, "output_frozen", {})
+    prints["outputs"] = {name: fingerprint_module(module) for name, module in frozen.items()}
     return prints
 
 
@@ -93,12 +120,27 @@ def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def _split_state(state: dict[str, torch.Tensor], names: list[str]) -> tuple[dict, dict, dict]:
-    """Splits a model state dict into per-plugin projector weights, LoRA weights and the rest."""
+def _split_state(
+    state: dict[str, torch.Tensor], names: list[str], outputs: list[str] | None = None
+) -> tuple[dict, dict, dict]:
+    """Splits a model state dict into per-plugin weights (projectors; ``heads``/``tokens`` of output plugins under
+    ``"<name>/head"`` and ``"<name>/tokens"``), LoRA weights and the rest."""
     per_plugin: dict[str, dict[str, torch.Tensor]] = {name: {} for name in names}
+    for name in outputs or []:
+        per_plugin[f"{name}/head"], per_plugin[f"{name}/tokens"] = {}, {}
     lora, extra = {}, {}
     for key, value in state.items():
         value = value.detach().contiguous().cpu()
+        owner = None
+        for prefix, part in ((_HEAD_PREFIX, "head"), (_TOKENS_PREFIX, "tokens")):
+            if key.startswith(prefix):
+                name, _, rest = key.removeprefix(prefix).partition(".")
+                owner = f"{name}/{part}"
+                if owner not in per_plugin:
+                    raise CheckpointError(f"weight {key}: no output plugin named {name!r} in the model")
+                per_plugin[owner][rest] = value
+        if owner is not None:
+            continue
         if key.startswith(_LLM_PREFIX):
             lora[key.removeprefix(_LLM_PREFIX)] = value
         elif key.startswith(_PROJECTOR_PREFIX):
@@ -127,7 +169,8 @@ def save_pretrained(
     state = model.trainable_state_dict() if state_dict is None else state_dict
     prints = fingerprints or base_fingerprints(model)
     names = list(model.config.modalities)
-    per_plugin, lora, extra = _split_state(state, names)
+    outputs = list(getattr(model.config, "outputs", {}))
+    per_plugin, lora, extra = _split_state(state, names, outputs)
     config = model.config.to_dict()
     with atomic_dir(path) as tmp:
         top = {
@@ -138,6 +181,8 @@ def save_pretrained(
             "seed": config["seed"],
             "modalities": names,
         }
+        if outputs:
+            top["outputs"] = outputs
         _write_json(tmp / CONFIG_NAME, top)
         _write_json(tmp / FINGERPRINTS_NAME, {"llm": prints["llm"]})
         metadata = {"format": "pt", "anymal_version": anymal.__version__}
@@ -148,6 +193,14 @@ def save_pretrained(
             save_file(per_plugin[name], str(folder / PROJECTOR_NAME), metadata=metadata)
             encoder = prints.get("encoders", {}).get(name)
             _write_json(folder / FINGERPRINTS_NAME, {"encoder": encoder, "llm": prints["llm"]})
+        for name in outputs:
+            folder = tmp / PLUGINS_DIR / name
+            folder.mkdir(parents=True)
+            _write_json(folder / CONFIG_NAME, config["outputs"][name])
+            save_file(per_plugin[f"{name}/head"], str(folder / HEAD_NAME), metadata=metadata)
+            save_file(per_plugin[f"{name}/tokens"], str(folder / TOKENS_NAME), metadata=metadata)
+            frozen = prints.get("outputs", {}).get(name)
+            _write_json(folder / FINGERPRINTS_NAME, {"frozen": frozen, "llm": prints["llm"]})
         if extra:
             save_file(extra, str(tmp / WEIGHTS_NAME), metadata=metadata)
         if save_tokenizer and model.tokenizer is not None:
@@ -208,6 +261,19 @@ def _read_plugin_folder(folder: Path, name: str, fallback_llm: dict[str, Any] | 
     return PluginRecord(name, config, _read_weights(folder / PROJECTOR_NAME), encoder, llm, folder)
 
 
+def _read_output_folder(folder: Path, name: str, fallback_llm: dict[str, Any]) -> OutputRecord:
+    refuse_pickles(folder)
+    config = _read_json(folder / CONFIG_NAME)
+    prints_path = folder / FINGERPRINTS_NAME
+    prints = _read_json(prints_path) if prints_path.is_file() else {}
+    llm = _read_llm_record(prints, prints_path) if "llm" in prints else dict(fallback_llm)
+    frozen = prints.get("frozen")
+    if frozen is not None and not isinstance(frozen, str):
+        raise CheckpointError(f"{prints_path}: frozen: expected a fingerprint string, got {type(frozen).__name__}")
+    head, tokens = _read_weights(folder / HEAD_NAME), _read_weights(folder / TOKENS_NAME)
+    return OutputRecord(name, config, head, tokens, frozen, llm, folder)
+
+
 def _read_top(folder: Path) -> dict[str, Any]:
     recover_dir(folder)  # a save killed between its two renames left the previous version aside
     if not folder.is_dir():
@@ -253,6 +319,16 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointContents:
             if not plugin_folder.is_dir():
                 raise CheckpointError(f"{plugin_folder}: missing; {folder / CONFIG_NAME} lists plugin {name!r}")
             contents.plugins[name] = _read_plugin_folder(plugin_folder, name, llm)
+        outputs = top.get("outputs", [])
+        if not isinstance(outputs, list) or not all(isinstance(n, str) for n in outputs):
+            raise CheckpointError(f"{folder / CONFIG_NAME}: outputs: expected a list of output plugin names")
+        for name in outputs:
+            output_folder = folder / PLUGINS_DIR / name
+            if not output_folder.is_dir() or name in contents.plugins:
+                raise CheckpointError(
+                    f"{output_folder}: missing or a modality's folder; {folder / CONFIG_NAME} lists output {name!r}"
+                )
+            contents.outputs[name] = _read_output_folder(output_folder, name, llm)
         if (folder / WEIGHTS_NAME).is_file():
             contents.extra_weights = _read_weights(folder / WEIGHTS_NAME)
     return contents
@@ -302,5 +378,8 @@ def read_trainable_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         for name, record in contents.plugins.items()
         for key, value in record.weights.items()
     }
+    for name, output in contents.outputs.items():
+        state.update({f"{_HEAD_PREFIX}{name}.{key}": value for key, value in output.head.items()})
+        state.update({f"{_TOKENS_PREFIX}{name}.{key}": value for key, value in output.tokens.items()})
     state.update(contents.extra_weights)
     return state

@@ -125,6 +125,7 @@ def splice(
     weight = getattr(embed_tokens, "weight", None)
     rows = as_int_rows(rows)
     vocab_size = int(weight.shape[0]) if weight is not None and weight.dim() == 2 else None
+    vocab_size = getattr(embed_tokens, "num_embeddings", vocab_size)  # with added tokens beside the base matrix
     check_token_ids(rows, vocab_size, n_mod)
     needed = count_sentinels(rows, n_mod)
     for k, name in enumerate(modality_names):

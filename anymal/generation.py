@@ -25,10 +25,24 @@ from anymal.routing import add_companion_inputs
 
 @dataclass
 class GenerateOutput:
-    """Generated token ids (new tokens only, padded with the pad id) and their decoded texts."""
+    """Generated token ids (new tokens only, padded with the pad id), their decoded texts and, with output
+    plugins, their decoded outputs.
+
+    ``outputs`` maps each output plugin's ``output_field`` (``"boxes"``, ``"masks"``) to one value per row (e.g. a
+    ``Boxes`` with one box per ``[LOC]`` the row generated, in that row's original image pixels); each field is
+    also an attribute: ``out.boxes[0]``.
+    """
 
     sequences: torch.Tensor
     texts: list[str] = field(default_factory=list)
+    outputs: dict[str, list[Any]] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        outputs = self.__dict__.get("outputs") or {}
+        if name in outputs:
+            return outputs[name]
+        fields = ", ".join(outputs) or "none (the model has no output plugins)"
+        raise AttributeError(f"GenerateOutput has no attribute {name!r}; its outputs: {fields}")
 
     @property
     def text(self) -> str:
@@ -80,6 +94,13 @@ class GenerationHost(Protocol):
 
     @property
     def prompt_encoder(self) -> PromptEncoder: ...
+
+    @property
+    def output_plugins(self) -> Mapping[str, Any]: ...
+
+    def decode_outputs(
+        self, fused: FusedInputs, sequences: torch.Tensor, per_row: list[dict[str, list[Any]]], where: list[str]
+    ) -> dict[str, list[Any]]: ...
 
     def preprocess(self, name: str, raws: Sequence[Any]) -> Any: ...
 
@@ -310,7 +331,11 @@ class GenerationMixin:
         texts: list[str] = []
         if self.tokenizer is not None:
             texts = self.tokenizer.batch_decode(sequences, skip_special_tokens=skip_special_tokens)
-        return GenerateOutput(sequences=sequences, texts=texts)
+        outputs: dict[str, list[Any]] = {}
+        if self.output_plugins:
+            where = [f"prompt[{r}]" if batched else "prompt" for r in range(n_rows)]
+            outputs = self.decode_outputs(fused, sequences, per_row, where)
+        return GenerateOutput(sequences=sequences, texts=texts, outputs=outputs)
 
 
 def _left_padded(rows: list[list[int]], pad_id: int, attention_mask: torch.Tensor) -> torch.Tensor:

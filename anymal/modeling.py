@@ -1,4 +1,5 @@
-"""The AnyMAL model: a frozen LLM plus, per modality plugin, a frozen encoder and a trainable projector."""
+"""The AnyMAL model: a frozen LLM plus, per modality plugin, a frozen encoder and a trainable projector, and per
+output plugin (box, mask heads) its trigger tokens' trainable rows and a trainable head over the LLM's hidden states."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import copy
 import os
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -19,10 +21,13 @@ from anymal.fusion import FusedInputs, pad_to_multiple, splice
 from anymal.generation import GenerationMixin
 from anymal.llm import freeze, keep_quantized_layout, llm_context_length, llm_hidden_size, load_llm, load_tokenizer
 from anymal.lora import has_lora
+from anymal.output_plugin import OutputPlugin, RowInputs
 from anymal.plugin import ModalityPlugin, place_frozen_encoder
 from anymal.pretrained import build_from_checkpoint, load_plugin
 from anymal.processing import IGNORE_INDEX, PromptEncoder, unpad_rows
-from anymal.registry import get_plugin
+from anymal.registry import get_output_plugin, get_plugin
+from anymal.special_tokens import TokenRows, add_to_tokenizer, base_modules, base_vocab_size, install, weight_of
+from anymal.triggers import capture_last_hidden, trigger_states
 
 
 @dataclass
@@ -40,6 +45,10 @@ class AnyMALOutput:
     past_key_values: Any = None
     hidden_states: Any = None
     attentions: Any = None
+    # per output plugin loss term ("loc/l1", ...), weighted; included in ``loss`` unless return_labels
+    output_losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    # per output plugin name, (TriggerStates, what its forward() returned) for the batch's trigger occurrences
+    outputs: dict[str, Any] = field(default_factory=dict)
 
 
 def move_to(batch: Any, device: torch.device, dtype: torch.dtype | None = None) -> Any:
@@ -82,10 +91,18 @@ class AnyMAL(GenerationMixin, nn.Module):
         self.projectors = nn.ModuleDict()
         self._shared_encoders: dict[str, nn.Module] = {}
         self._llm_hooks: dict[str, list[Any]] = {}  # per plugin: hooks it put on the LLM (ModalityPlugin.attach_to_llm)
+        self.output_plugins: dict[str, OutputPlugin] = {}
+        self.heads = nn.ModuleDict()  # trainable, per output plugin
+        self.output_frozen = nn.ModuleDict()  # an output plugin's frozen pretrained module, when it has one
+        self.token_rows = nn.ModuleDict()  # its trigger tokens' trainable embedding / LM-head rows
+        self.trigger_ids: dict[str, list[int]] = {}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)  # projector init is reproducible from the config alone
             for name, plugin_config in config.modalities.items():
                 self._attach(name, plugin_config)
+            for name, output_config in config.outputs.items():
+                self._attach_output(name, output_config)
+        self._install_tokens()
         self.prompt_encoder = PromptEncoder(self.tokenizer, list(self.plugins))
 
     def _attach(self, name: str, plugin_config: Any) -> None:
@@ -104,6 +121,67 @@ class AnyMAL(GenerationMixin, nn.Module):
         self.projectors[name] = plugin.build_projector(llm_hidden_size(self.llm)).to(device)
         self._llm_hooks[name] = list(plugin.attach_to_llm(self.llm, self.projectors[name]))
         self.config.modalities[name] = plugin_config
+
+    def _attach_output(self, name: str, output_config: Any) -> None:
+        """Builds output plugin ``name``: its head, its optional frozen module and its trigger tokens' rows."""
+        plugin = get_output_plugin(output_config.plugin_type or name)(output_config)
+        if not plugin.tokens:
+            raise ConfigError(f"outputs.{name}: the plugin declares no trigger tokens; set tokens:")
+        taken = {t: other for other, p in self.output_plugins.items() for t in p.tokens}
+        for token in plugin.tokens:
+            if token in taken:
+                raise ConfigError(f"outputs.{name}: token {token!r} is already the trigger of {taken[token]!r}")
+        device = self.device
+        frozen = plugin.build_frozen()
+        if frozen is not None:
+            self.output_frozen[name] = freeze(frozen).to(device)
+        self.heads[name] = plugin.build_head(llm_hidden_size(self.llm)).to(device)
+        embed, head = base_modules(self.llm)
+        tied = bool(getattr(self.llm.config, "tie_word_embeddings", False)) or weight_of(head) is weight_of(embed)
+        rows = TokenRows(plugin.tokens, weight_of(embed), None if tied else weight_of(head))
+        self.token_rows[name] = rows.to(device)
+        self.output_plugins[name] = plugin
+        self.config.outputs[name] = output_config
+
+    def _install_tokens(self) -> None:
+        """(Re)wires the LLM's embedding and LM head for the output plugins' tokens, in plugin order, and adds them
+        to the tokenizer (their ids follow the base vocabulary)."""
+        names = list(self.output_plugins)
+        count = sum(len(self.rows_of(n).tokens) for n in names)
+
+        def embed_rows() -> torch.Tensor:
+            return torch.cat([self.rows_of(n).embed for n in names])
+
+        def head_rows() -> torch.Tensor:
+            return torch.cat([self.rows_of(n).head_rows() for n in names])
+
+        first = base_vocab_size(self.llm)
+        install(self.llm, embed_rows, head_rows, count)
+        self.trigger_ids = {}
+        for n in names:
+            tokens = self.rows_of(n).tokens
+            if self.tokenizer is not None:
+                self.trigger_ids[n] = add_to_tokenizer(self.tokenizer, tokens, first)
+            else:
+                self.trigger_ids[n] = list(range(first, first + len(tokens)))
+            first += len(tokens)
+
+    def rows_of(self, name: str) -> TokenRows:
+        """Output plugin ``name``'s trigger-token rows."""
+        return cast(TokenRows, self.token_rows[name])
+
+    def add_output(self, name: str, config: Any) -> AnyMAL:
+        """Adds output plugin ``name`` (a fresh head and fresh token rows) from its config or the dict form of it.
+        Returns the model, so calls chain."""
+        if name in self.output_plugins or name in self.plugins:
+            raise ConfigError(f"the model already has a plugin named {name!r}")
+        if not hasattr(config, "plugin_type"):
+            config = AnyMALConfig.from_dict({"outputs": {name: dict(config)}}).outputs[name]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed + zlib.crc32(f"output:{name}".encode()))
+            self._attach_output(name, config)
+        self._install_tokens()
+        return self
 
     # --- composing plugins -------------------------------------------------------------------------------------
     def add_plugin(self, name: str, config: PluginConfig | Mapping[str, Any], replace: bool = False) -> AnyMAL:
@@ -176,21 +254,33 @@ class AnyMAL(GenerationMixin, nn.Module):
         return list(getattr(self.llm, "_no_split_modules", None) or [])
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """The weights a checkpoint stores: every parameter that requires grad plus projector buffers."""
+        """The weights a checkpoint stores: every parameter that requires grad plus projector, head and
+        token-row tensors (trained or not: a checkpoint always holds a whole plugin)."""
         trainable = {name for name, p in self.named_parameters() if p.requires_grad}
         state = self.state_dict()
-        keep = {k for k in state if k in trainable or k.startswith("projectors.")}
+        owned = ("projectors.", "heads.", "token_rows.")
+        keep = {k for k in state if k in trainable or k.startswith(owned)}
         return {k: state[k] for k in sorted(keep)}
 
     def trainable_summary(self) -> dict[str, dict[str, int]]:
-        """Trainable and frozen parameter counts by part: ``llm``, ``encoder``, ``projector`` (shared counted once)."""
-        summary = {part: {"trainable": 0, "frozen": 0} for part in ("llm", "encoder", "projector")}
+        """Trainable and frozen parameter counts by part: ``llm``, ``encoder``, ``projector`` and, with output
+        plugins, ``output`` (heads and new token rows; their frozen modules count as ``encoder``)."""
+        parts = ("llm", "encoder", "projector", "output") if self.output_plugins else ("llm", "encoder", "projector")
+        summary = {part: {"trainable": 0, "frozen": 0} for part in parts}
+        which = {
+            "llm": "llm",
+            "encoders": "encoder",
+            "projectors": "projector",
+            "heads": "output",
+            "token_rows": "output",
+            "output_frozen": "encoder",
+        }
         seen: set[int] = set()
         for name, param in self.named_parameters(remove_duplicate=False):
             if id(param) in seen:
                 continue
             seen.add(id(param))
-            part = {"llm": "llm", "encoders": "encoder", "projectors": "projector"}[name.split(".", 1)[0]]
+            part = which[name.split(".", 1)[0]]
             summary[part]["trainable" if param.requires_grad else "frozen"] += param.numel()
         return summary
 
@@ -202,37 +292,56 @@ class AnyMAL(GenerationMixin, nn.Module):
             print(f"{part:9s} trainable {counts['trainable']:>13,d} / {total:>14,d} ({share:.2f}%)")
 
     # --- trainable policy --------------------------------------------------------------------------------------
-    def set_trainable(self, projectors: Iterable[str] | None = None, lora: bool = True) -> AnyMAL:
-        """Makes trainable the projectors named (all when ``None``) and, with ``lora``, the LoRA adapter weights.
+    def set_trainable(
+        self, projectors: Iterable[str] | None = None, lora: bool = True, outputs: Iterable[str] | None = None
+    ) -> AnyMAL:
+        """Makes trainable the projectors named (all when ``None``), the output plugins named (their heads and
+        token rows; all when ``None``) and, with ``lora``, the LoRA adapter weights.
 
-        Everything else is frozen: the encoders always, the base LLM always (only adapter weights ever train).
-        This is the whole trainable policy; the training loop only builds the optimiser from :meth:`param_groups`.
+        Everything else is frozen: the encoders always, the base LLM always (only adapter weights ever train; the
+        new tokens' rows sit beside its frozen embedding matrix). This is the whole trainable policy; the training
+        loop only builds the optimiser from :meth:`param_groups`.
         """
         names = list(self.plugins) if projectors is None else list(projectors)
         unknown = sorted(set(names) - set(self.plugins))
         if unknown:
             raise ConfigError(f"train_modalities: unknown {unknown}; this model has: {', '.join(self.plugins)}")
+        heads = list(self.output_plugins) if outputs is None else list(outputs)
+        unknown = sorted(set(heads) - set(self.output_plugins))
+        if unknown:
+            raise ConfigError(f"outputs: unknown {unknown}; this model has: {', '.join(self.output_plugins) or 'none'}")
         for name, projector in self.projectors.items():
             projector.requires_grad_(name in names)
+        for name in self.output_plugins:
+            self.heads[name].requires_grad_(name in heads)
+            self.token_rows[name].requires_grad_(name in heads)
         for encoder in self.encoders.values():
             encoder.requires_grad_(False)
+        for frozen in self.output_frozen.values():
+            frozen.requires_grad_(False)
         for param_name, param in self.llm.named_parameters():
             param.requires_grad_(lora and has_lora(self.llm) and ".lora_" in param_name)
         return self
 
     def param_groups(self, lr: float, module_lr: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
-        """Optimiser parameter groups of what is trainable: one per projector (named after it) and ``lora``.
+        """Optimiser parameter groups of what is trainable: one per projector and per output plugin (named after
+        it: head and token rows) and ``lora``.
 
         ``module_lr`` overrides ``lr`` per group name; an unknown name is a ConfigError. Empty groups are left out.
         """
         module_lr = dict(module_lr or {})
-        unknown = set(module_lr) - set(self.projectors) - {"lora"}
+        unknown = set(module_lr) - set(self.projectors) - set(self.output_plugins) - {"lora"}
         if unknown:
-            raise ConfigError(f"module_lr: unknown modules {sorted(unknown)}; expected projector names or 'lora'")
+            raise ConfigError(
+                f"module_lr: unknown modules {sorted(unknown)}; expected projector or output plugin names or 'lora'"
+            )
         groups: list[dict[str, Any]] = [
             {"params": [p for p in projector.parameters() if p.requires_grad], "name": name}
             for name, projector in self.projectors.items()
         ]
+        for name in self.output_plugins:
+            params = [*self.heads[name].parameters(), *self.token_rows[name].parameters()]
+            groups.append({"params": [p for p in params if p.requires_grad], "name": name})
         groups.append({"params": [p for p in self.llm.parameters() if p.requires_grad], "name": "lora"})
         for group in groups:
             group["lr"] = module_lr.get(group["name"], lr)
@@ -315,6 +424,7 @@ class AnyMAL(GenerationMixin, nn.Module):
         modality_inputs: Mapping[str, Any] | None = None,
         modality_features: Mapping[str, Any] | None = None,
         return_labels: bool = False,
+        output_batches: Mapping[str, Any] | None = None,
         **llm_kwargs: Any,
     ):
         """Next-token loss on target tokens only (prompt, modality and pad positions are ignored).
@@ -324,6 +434,10 @@ class AnyMAL(GenerationMixin, nn.Module):
         ``modality_features`` precomputed encoder features (the feature cache). With ``return_labels`` no loss is
         computed: ``out.logits`` holds only the positions that predict a target token and ``out.labels`` the
         targets aligned with them (``cross_entropy(out.logits, out.labels)`` needs no shift).
+
+        ``output_batches`` (with ``labels``): per output plugin, its collated rows (``OutputPlugin.collate``). The
+        plugin then reads the hidden states at its trigger tokens in the targets; its weighted loss terms are in
+        ``out.output_losses`` (added to ``out.loss`` unless ``return_labels``) and its outputs in ``out.outputs``.
         """
         rows = unpad_rows(input_ids, attention_mask)
         label_rows = unpad_rows(labels, attention_mask) if labels is not None else None
@@ -339,20 +453,98 @@ class AnyMAL(GenerationMixin, nn.Module):
             keep = (shifted != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
             llm_kwargs["logits_to_keep"] = keep
             aligned_labels = shifted[:, keep]
-        out = self.llm(
-            inputs_embeds=fused.inputs_embeds,
-            attention_mask=fused.attention_mask,
-            labels=None if return_labels else fused.labels,
-            **llm_kwargs,
-        )
+        heads = bool(self.output_plugins) and output_batches is not None and fused.labels is not None
+        with capture_last_hidden(self.llm) if heads else nullcontext() as captured:
+            out = self.llm(
+                inputs_embeds=fused.inputs_embeds,
+                attention_mask=fused.attention_mask,
+                labels=None if return_labels else fused.labels,
+                **llm_kwargs,
+            )
+        output_losses: dict[str, torch.Tensor] = {}
+        outputs: dict[str, Any] = {}
+        if heads:
+            assert captured is not None and captured.value is not None and fused.labels is not None
+            outputs, output_losses = self.run_outputs(captured.value, fused.labels, dict(output_batches or {}))
+        loss = out.loss
+        if loss is not None and output_losses:
+            loss = loss + sum(output_losses.values())
         return AnyMALOutput(
-            loss=out.loss,
+            loss=loss,
+            output_losses=output_losses,
+            outputs=outputs,
             logits=out.logits,
             labels=aligned_labels,
             past_key_values=_llm_cache(out),
             hidden_states=out.get("hidden_states"),
             attentions=out.get("attentions"),
         )
+
+    # --- output plugins ----------------------------------------------------------------------------------------
+    def run_outputs(
+        self, hidden: torch.Tensor, token_ids: torch.Tensor, batches: Mapping[str, Any], with_loss: bool = True
+    ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """Runs every output plugin on its trigger occurrences in ``token_ids`` (``[batch, length]``, aligned with
+        the last hidden state ``hidden``; in training the targets, so only answer tokens count). Returns per plugin
+        ``(states, outputs)`` and the weighted loss terms keyed ``"<plugin>/<term>"``."""
+        results: dict[str, Any] = {}
+        losses: dict[str, torch.Tensor] = {}
+        for name, plugin in self.output_plugins.items():
+            if name not in batches:
+                continue
+            states = trigger_states(hidden, token_ids, self.trigger_ids[name], plugin.config.tap)
+            head = self.heads[name]
+            device, dtype = _module_device_dtype(head)
+            states.states = states.states.to(device=device, dtype=dtype)
+            frozen = self.output_frozen[name] if name in self.output_frozen else None  # noqa: SIM401 (no .get)
+            outputs = plugin.forward(head, frozen, states, batches[name])
+            results[name] = (states, outputs)
+            if with_loss and len(states):
+                weight = plugin.config.loss_weight
+                for term, value in plugin.loss(outputs, states, batches[name]).items():
+                    losses[f"{name}/{term}"] = value * weight
+        return results, losses
+
+    @torch.no_grad()
+    def decode_outputs(
+        self, fused: FusedInputs, sequences: torch.Tensor, per_row: list[dict[str, list[Any]]], where: list[str]
+    ) -> dict[str, list[Any]]:
+        """``generate``'s decoded outputs: per output plugin field, one value per row, from the hidden states of the
+        trigger tokens in the generated ``sequences`` (new tokens only; the prompt's ``fused`` inputs before them).
+
+        The hidden states come from one more forward pass over prompt and answer (positions from the attention
+        mask, as generation computed them), which works for any sampling and either ``tap`` and costs one pass.
+        """
+        batches = {}
+        for name, plugin in self.output_plugins.items():
+            rows = [plugin.prepare(RowInputs(per_row[r], self.plugins, where[r]), None) for r in range(len(per_row))]
+            batches[name] = plugin.collate(rows)
+        every = [i for ids in self.trigger_ids.values() for i in ids]
+        device = fused.inputs_embeds.device
+        sequences = sequences.to(device)
+        n_rows, prompt = fused.attention_mask.shape
+        if bool(torch.isin(sequences, torch.tensor(every, device=device)).any()):
+            answer = self.llm.get_input_embeddings()(sequences).to(fused.inputs_embeds.dtype)
+            embeds = torch.cat([fused.inputs_embeds, answer], dim=1)
+            mask = torch.cat([fused.attention_mask, torch.ones_like(sequences, dtype=fused.attention_mask.dtype)], 1)
+            positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+            with capture_last_hidden(self.llm) as captured:
+                self.llm(
+                    inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=1
+                )
+            assert captured.value is not None  # the decoder ran
+            hidden = captured.value
+            token_ids = torch.cat([torch.full((n_rows, prompt), -1, device=device), sequences], dim=1)
+        else:  # nothing to decode: every row gets its plugin's empty value
+            hidden = torch.zeros(n_rows, 1, llm_hidden_size(self.llm), device=device)
+            token_ids = torch.full((n_rows, 1), -1, device=device)
+        results, _ = self.run_outputs(hidden, token_ids, batches, with_loss=False)
+        return {
+            (self.output_plugins[name].output_field or name): self.output_plugins[name].decode(
+                outputs, states, batches[name]
+            )
+            for name, (states, outputs) in results.items()
+        }
 
     # --- checkpoints -------------------------------------------------------------------------------------------
     def save_pretrained(self, path: str | os.PathLike, **kwargs: Any) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from anymal.checkpoint import CheckpointContents, PluginRecord, read_checkpoint, read_plugin
+from anymal.checkpoint import CheckpointContents, OutputRecord, PluginRecord, read_checkpoint, read_plugin
 from anymal.config import AnyMALConfig, QuantizationConfig, config_from_dict
 from anymal.errors import CheckpointError, ConfigError
 from anymal.fingerprint import fingerprint_folder, fingerprint_module
@@ -90,6 +90,40 @@ def load_projector(model, name: str, weights: dict[str, torch.Tensor], source: P
             target.copy_(weights[key].to(device=device, dtype=target.dtype))
 
 
+def load_module_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path, what: str) -> None:
+    """Copies stored weights into ``module`` (a head, token rows), checking names and shapes; ``what`` names it."""
+    expected = module.state_dict()
+    missing, unexpected = set(expected) - set(weights), set(weights) - set(expected)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source}: {what} weights do not match the module built from its config "
+            f"(missing: {sorted(missing)[:5]}, unexpected: {sorted(unexpected)[:5]})"
+        )
+    for key, value in weights.items():
+        if expected[key].shape != value.shape:
+            raise CheckpointError(
+                f"{source}: {what} {key} has shape {tuple(value.shape)}, the model expects {tuple(expected[key].shape)}"
+            )
+    with torch.no_grad():
+        for key, target in expected.items():
+            target.copy_(weights[key].to(device=target.device, dtype=target.dtype))
+
+
+def load_output(model, record: OutputRecord, check_fingerprints: bool = True) -> None:
+    """Loads a stored output plugin's head and token rows into ``model`` (which already has it, untrained),
+    refusing a frozen module whose weights differ from the ones the head was trained with."""
+    name = record.name
+    if check_fingerprints and record.frozen_fingerprint is not None and name in model.output_frozen:
+        actual = fingerprint_module(model.output_frozen[name])
+        if actual != record.frozen_fingerprint:
+            raise CheckpointError(
+                f"frozen module mismatch for output {name!r}: {record.source} expects {record.frozen_fingerprint}, "
+                f"the module built from its config has {actual}; check the plugin config's weights path"
+            )
+    load_module_weights(model.heads[name], record.head, record.source, f"output {name!r} head")
+    load_module_weights(model.token_rows[name], record.tokens, record.source, f"output {name!r} token rows")
+
+
 def _load_extra(model, weights: dict[str, torch.Tensor], source: Path) -> None:
     params = dict(model.named_parameters())
     buffers = dict(model.named_buffers())
@@ -152,6 +186,10 @@ def build_from_checkpoint(
         if check_fingerprints:
             check_encoder(model, record)
         load_projector(model, name, record.weights, record.source)
+    for output in contents.outputs.values():
+        if check_fingerprints and output.llm and output.llm != contents.llm:
+            check_llm(output.llm, config.llm.name_or_path, fingerprint_folder(config.llm.name_or_path), output.source)
+        load_output(model, output, check_fingerprints)
     _load_extra(model, contents.extra_weights, folder)
     if contents.adapter is not None:
         model.llm = load_lora(model.llm, contents.adapter, merge=merge_lora)

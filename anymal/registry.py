@@ -55,13 +55,14 @@ def output_entry_point_names() -> list[str]:
     return sorted(_output_entry_points())
 
 
-def _validate(cls: object, name: str | None, base: type = ModalityPlugin) -> Any:
+def _validate(cls: Any, name: str | None, base: type = ModalityPlugin) -> Any:
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise PluginError(f"plugin {name!r}: {cls!r} is not a subclass of anymal.{base.__name__}")
-    if not _NAME_RE.match(cls.name or ""):
-        raise PluginError(f"plugin class {cls.__qualname__}: name {cls.name!r} must be a lowercase identifier")
-    if name is not None and cls.name != name:
-        raise PluginError(f"entry point {name!r} points to plugin class named {cls.name!r}; the names must match")
+    plugin_name = getattr(cls, "name", "")
+    if not _NAME_RE.match(plugin_name or ""):
+        raise PluginError(f"plugin class {cls.__qualname__}: name {plugin_name!r} must be a lowercase identifier")
+    if name is not None and plugin_name != name:
+        raise PluginError(f"entry point {name!r} points to plugin class named {plugin_name!r}; the names must match")
     return cls
 
 

@@ -224,6 +224,27 @@ def build_tower(config: ImagePluginConfig) -> nn.Module:
     return OpenClipTower(config) if config.backend == "open_clip" else HFVisionTower(config)
 
 
+def transform_geometry_settings(config: ImagePluginConfig) -> dict[str, Any]:
+    """What fixes the geometry of :func:`build_transform`: open_clip's ``image_size`` and ``resize_mode``, or a
+    transformers processor's ``shortest_edge`` and ``crop_size`` (CLIP) or fixed ``size`` (SigLIP's squash)."""
+    if config.backend == "open_clip":
+        pre = _open_clip_preprocess(config)
+        return {"image_size": pre["image_size"], "resize_mode": pre["resize_mode"]}
+    if config.model_config is not None:
+        size = config.model_config.get("image_size", 224)
+        if "siglip" in config.model_config.get("model_type", "clip"):
+            return {"size": (size, size)}
+        return {"shortest_edge": size, "crop_size": size}
+    from transformers import AutoImageProcessor
+
+    processor = AutoImageProcessor.from_pretrained(config.model_name)
+    size, crop = dict(processor.size), getattr(processor, "crop_size", None)
+    if "shortest_edge" in size:
+        crop_size = crop["height"] if crop and getattr(processor, "do_center_crop", True) else None
+        return {"shortest_edge": size["shortest_edge"], "crop_size": crop_size}
+    return {"size": (size["width"], size["height"])}
+
+
 def build_transform(config: ImagePluginConfig) -> Callable:
     """The encoder's own eval transform: PIL image -> ``[3, H, W]`` float tensor."""
     if config.backend == "open_clip":

@@ -87,6 +87,22 @@ class ImagePlugin(ModalityPlugin):
     def preprocess(self, raw: Any) -> torch.Tensor:
         return self.transform(load_image(raw))
 
+    def geometry(self, original_size: tuple[float, float]):
+        """Where a photo of ``original_size`` (width, height) lands in the encoder input: an ``anymal_box.Geometry``
+        of this plugin's transform (open_clip's resize mode, or the HF processor's resize and crop). Output
+        plugins map boxes predicted on the encoder input back to the photo with ``geometry(size).inverse``."""
+        from anymal_box import Geometry
+        from anymal_image.encoders import transform_geometry_settings
+
+        settings = transform_geometry_settings(self.config)
+        if "resize_mode" in settings:
+            return Geometry.for_open_clip(original_size, settings["image_size"], settings["resize_mode"])
+        return Geometry.for_hf_processor(original_size, **settings)
+
+    def original_size(self, raw: Any) -> tuple[int, int]:
+        """The (width, height) of one raw image input, as loaded before the encoder's transform."""
+        return load_image(raw).size
+
     @classmethod
     def tiny_config(cls) -> ImagePluginConfig:
         return ImagePluginConfig(
