@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROLES = ("system", "user", "assistant")
 
@@ -96,6 +97,9 @@ class Example:
         source: the data file (or dataset) the example came from.
         line: the 1-based line (JSONL, CSV, JSON) or row (parquet, in-memory datasets) of the example.
         id: the row's own id when it has one.
+        targets: labels for output plugins (box / mask heads), per output plugin name: one entry per trigger
+            token (``[LOC]``) in the assistant turns, in reading order, ``None`` where a trigger has no label.
+            What an entry looks like is the plugin's business (``OutputPlugin.prepare`` checks it).
     """
 
     turns: list[Turn]
@@ -103,6 +107,7 @@ class Example:
     source: str = ""
     line: int = 0
     id: str | None = None
+    targets: dict[str, list[Any]] = field(default_factory=dict)
 
     @property
     def location(self) -> str:

@@ -179,7 +179,26 @@ def finish_example(
             raise _fail(row, field_name, "placeholder_mismatch", problem)
     if prefix:
         turns[0] = Turn("user", "\n".join([*prefix, turns[0].text]))
-    return Example(turns=turns, media=media, source=row.source, line=row.line, id=example_id)
+    targets = _targets(row)
+    return Example(turns=turns, media=media, source=row.source, line=row.line, id=example_id, targets=targets)
+
+
+def _targets(row: Row) -> dict[str, list[Any]]:
+    """The row's ``targets`` (labels of output plugins: ``{"loc": [[x0, y0, x1, y1], null, ...]}``), shape-checked;
+    each label is checked by its plugin when the example is prepared."""
+    raw = row.data.get("targets")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problem = f"expected a mapping {{output plugin: [label, ...]}}, got {type(raw).__name__}"
+        raise _fail(row, "targets", "wrong_type", problem)
+    targets = {}
+    for name, labels in raw.items():
+        if not isinstance(labels, list):
+            problem = f"expected a list with one label per trigger token, got {type(labels).__name__}"
+            raise _fail(row, f"targets.{name}", "wrong_type", problem)
+        targets[str(name)] = labels
+    return targets
 
 
 def _row_id(row: Row, key: str | None) -> str | None:

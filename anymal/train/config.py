@@ -206,8 +206,9 @@ INIT_FROM_LLM_KEYS = ("quantization", "dtype", "name_or_path", "pad_to_multiple_
 
 
 def _check_model_beside_init_from(model: dict[str, Any]) -> None:
-    """With ``init_from`` the checkpoints define the model: ``model`` may only add plugins and say how to load."""
-    extra = sorted(set(model) - {"llm", "modalities"})
+    """With ``init_from`` the checkpoints define the model: ``model`` may only add plugins (``modalities``,
+    ``outputs``) and say how to load."""
+    extra = sorted(set(model) - {"llm", "modalities", "outputs"})
     if extra:
         raise ConfigError(f"model.{extra[0]}: not allowed with init_from (the checkpoints define the model)")
     extra = sorted(set(model.get("llm") or {}) - set(INIT_FROM_LLM_KEYS))

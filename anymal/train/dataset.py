@@ -16,6 +16,7 @@ import torch
 from anymal.data import Example, Mixture, read_dataset
 from anymal.errors import AnyMALError, DataError
 from anymal.llm import llm_context_length
+from anymal.output_plugin import RowInputs
 from anymal.registry import get_plugin
 from anymal.routing import route_example
 from anymal.train.config import DataSpec
@@ -94,6 +95,8 @@ class TrainingDataset(torch.utils.data.Dataset):
         self.cache = cache
         self.encoder = model.prompt_encoder
         self.plugins = model.plugins
+        self.output_plugins = dict(getattr(model, "output_plugins", {}))
+        self.trigger_ids = dict(getattr(model, "trigger_ids", {}))
         self.chat = chat
         self.on_error = on_error
         self.context = llm_context_length(model.llm) if getattr(model, "llm", None) is not None else None
@@ -112,8 +115,9 @@ class TrainingDataset(torch.utils.data.Dataset):
                 example.turns, counts, chat=self.chat, where=example.location
             )
             self._check_length(ids, counts)
+            outputs = self._outputs(example, labels)
             if self.cache is not None:
-                return {"input_ids": ids, "labels": labels, "features": self._cached(example)}
+                return {"input_ids": ids, "labels": labels, "features": self._cached(example), "outputs": outputs}
             item_seed = int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
             media = {}
             for name, refs in example.media.items():
@@ -123,7 +127,30 @@ class TrainingDataset(torch.utils.data.Dataset):
             if self.on_error == "raise":
                 raise DataError(f"{example.location}: {exc}") from exc
             return skip_marker(exc, example.location)
-        return {"input_ids": ids, "labels": labels, "media": media}
+        return {"input_ids": ids, "labels": labels, "media": media, "outputs": outputs}
+
+    def _outputs(self, example: Example, labels: list[int]) -> dict[str, Any]:
+        """Per output plugin, its ``prepare`` of this row: the row's media and one label per trigger token in the
+        answers (``targets.<plugin>``, or ``None`` each without one). A row whose answers hold no trigger of a
+        plugin is prepared without its media (nothing to decode there)."""
+        unknown = sorted(set(example.targets) - set(self.output_plugins))
+        if unknown:
+            have = ", ".join(self.output_plugins) or "none"
+            raise DataError(f"field 'targets': output plugins {unknown} are not in the model (it has: {have})")
+        prepared = {}
+        for name, plugin in self.output_plugins.items():
+            trigger = set(self.trigger_ids[name])
+            count = sum(1 for token in labels if token in trigger)
+            given = example.targets.get(name)
+            if given is not None and len(given) != count:
+                raise DataError(
+                    f"field 'targets.{name}': {len(given)} label(s) for {count} {'/'.join(plugin.tokens)} token(s) "
+                    "in the answers; give one label (or null) per token"
+                )
+            media = {m: [ref.raw() for ref in refs] for m, refs in example.media.items()} if count else {}
+            row = RowInputs(media, self.plugins, example.location)
+            prepared[name] = plugin.prepare(row, list(given) if given is not None else [None] * count)
+        return prepared
 
     def _check_length(self, ids: list[int], counts: dict[str, int]) -> None:
         """A row longer than the LLM context (text tokens plus each item's modality tokens) is a bad row here,
@@ -171,6 +198,7 @@ class Collator:
 
     def __init__(self, model) -> None:
         self.plugins = model.plugins
+        self.output_plugins = dict(getattr(model, "output_plugins", {}))
 
     def __call__(self, items: list[dict[str, Any] | None]) -> dict[str, Any]:
         # per row in loader order: None when usable, else its skip marker (the training loop's SkipGuard reads it)
@@ -184,6 +212,11 @@ class Collator:
             "n_items": len(kept),
             "rows": rows,
         }
+        if self.output_plugins:  # per output plugin, its collate() of the kept rows' prepare() results
+            batch["output_batches"] = {
+                name: plugin.collate([item["outputs"][name] for item in kept])
+                for name, plugin in self.output_plugins.items()
+            }
         for name, plugin in self.plugins.items():
             media = [x for item in kept for x in item.get("media", {}).get(name, [])]
             if media:

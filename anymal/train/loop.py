@@ -98,6 +98,12 @@ def build_model(config: TrainConfig):
                 "drop it from model.modalities (or from init_from to start it fresh)"
             )
         model.add_plugin(name, plugin_config)
+    for name, output_config in (config.model.get("outputs") or {}).items():
+        if name in model.output_plugins:
+            raise ConfigError(
+                f"model.outputs.{name}: the {name!r} output plugin already comes from init_from; drop it here"
+            )
+        model.add_output(name, output_config)
     return model
 
 
@@ -128,16 +134,22 @@ def prepare_trainable(model, config: TrainConfig) -> list[dict[str, Any]]:
     return groups
 
 
-def summed_token_loss(model, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next-token cross-entropy summed over this process's target tokens, and their count."""
+def summed_token_loss(
+    model, batch: dict[str, Any], output_losses: dict[str, torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token cross-entropy summed over this process's target tokens, and their count. With output plugins,
+    their weighted loss terms (per-box / per-mask means) go into ``output_losses`` when a dict is given."""
     out = model(
         input_ids=batch["input_ids"],
         labels=batch["labels"],
         modality_inputs=batch["modality_inputs"],
         modality_features=batch["modality_features"],
         return_labels=True,
+        output_batches=batch.get("output_batches"),
         use_cache=False,  # no KV cache while training
     )
+    if output_losses is not None:
+        output_losses.update(out.output_losses)
     logits, labels = out.logits.float(), out.labels  # already aligned: logits only at target positions
     loss_sum = F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum"
@@ -151,19 +163,35 @@ def target_count(batch: dict[str, Any]) -> torch.Tensor:
     return torch.tensor(count)
 
 
-def token_loss(model, batch: dict[str, Any], accelerator, window_tokens: torch.Tensor | None = None):
-    """Summed loss over the *global* target count of the accumulation window, times the world size.
+def token_loss(
+    model,
+    batch: dict[str, Any],
+    accelerator,
+    window_tokens: torch.Tensor | None = None,
+    window_batches: int = 1,
+    terms: dict[str, float] | None = None,
+):
+    """Summed loss over the *global* target count of the accumulation window, times the world size, plus the
+    output plugins' loss terms divided by the window's micro-batch count.
 
     ``window_tokens`` is this process's target count over every micro-batch of the optimiser step (default: this
     batch's). Dividing by the count summed over the window and over processes makes the gradient the token-mean of
-    the whole effective batch: DDP/FSDP average across processes, hence the factor. Returns the loss and this
-    batch's target count.
+    the whole effective batch: DDP/FSDP average across processes, hence the factor. Output plugins' terms are
+    already means (per box, per mask): DDP's average and the division by ``window_batches`` keep them means. Their
+    values are added to ``terms`` (for the metrics) when a dict is given. Returns the loss and this batch's target
+    count.
     """
-    loss_sum, n_tokens = summed_token_loss(model, batch)
+    output_losses: dict[str, torch.Tensor] = {}
+    loss_sum, n_tokens = summed_token_loss(model, batch, output_losses)
     total = (n_tokens if window_tokens is None else window_tokens).detach().clone().to(n_tokens.device)
     if accelerator.num_processes > 1:
         total = accelerator.reduce(total, reduction="sum")
-    return loss_sum * accelerator.num_processes / total.clamp(min=1), int(n_tokens)
+    loss = loss_sum * accelerator.num_processes / total.clamp(min=1)
+    for name, value in output_losses.items():
+        loss = loss + value / window_batches
+        if terms is not None:
+            terms[name] = terms.get(name, 0.0) + float(value.detach()) / window_batches
+    return loss, int(n_tokens)
 
 
 def _loader(dataset, config: TrainConfig, collator, accelerator, epoch: int, shuffle: bool = True, skip: int = 0):
@@ -324,11 +352,12 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             # every micro-batch is weighted by its target tokens, so accumulation equals one bigger batch
             window_tokens = torch.stack([target_count(b) for b in window]).sum()
             window_loss = 0.0
+            terms: dict[str, float] = {}  # output plugins' loss terms of this step
             for i, micro_batch in enumerate(window):
                 last = i == len(window) - 1
                 sync = accelerator.no_sync(wrapped) if not last and accelerator.num_processes > 1 else nullcontext()
                 with sync, accelerator.autocast():
-                    loss, _ = token_loss(wrapped, micro_batch, accelerator, window_tokens)
+                    loss, _ = token_loss(wrapped, micro_batch, accelerator, window_tokens, len(window), terms)
                     accelerator.backward(loss)
                 window_loss += float(loss.detach())
             window = []
@@ -343,7 +372,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}")
             if step % config.log_every == 0:
-                metrics.write(step, loss=loss_value, lr=scheduler.get_last_lr()[0], epoch=epoch)
+                metrics.write(step, loss=loss_value, lr=scheduler.get_last_lr()[0], epoch=epoch, **terms)
             if eval_dataset is not None and config.eval_every and step % config.eval_every == 0:
                 eval_loss = evaluate(wrapped, eval_dataset, config, collator, accelerator)
                 result.eval_losses.append((step, eval_loss))
