@@ -154,6 +154,8 @@ def create_app(model: Any, settings: ServerSettings | None = None) -> Any:
             "model": settings.model_name,
             "modalities": modalities,
             "safety": [getattr(c, "name", type(c).__name__) for c in safety.classifiers],
+            "generate_calls": engine.generate_calls,
+            "batched_requests": sum(size * n for size, n in engine.batch_sizes.items()),
         }
 
     @app.get("/v1/models")

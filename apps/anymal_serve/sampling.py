@@ -44,20 +44,20 @@ class RowSampler:
             self.generators.append(generator)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        chosen = []
-        logits = scores.float().cpu()
-        for row, (s, generator) in enumerate(zip(self.settings, self.generators)):
-            if generator is None:
-                chosen.append(int(torch.argmax(logits[row])))
-                continue
-            probs = torch.softmax(logits[row] / s.temperature, dim=-1)
-            if s.top_p < 1.0:
-                sorted_probs, order = torch.sort(probs, descending=True)
-                keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < s.top_p  # always keeps the top token
-                mask = torch.zeros_like(probs, dtype=torch.bool)
-                mask[order[keep]] = True
-                probs = torch.where(mask, probs, torch.zeros_like(probs))
-            chosen.append(int(torch.multinomial(probs, 1, generator=generator)))
+        logits = scores.detach().float().cpu()
+        chosen = logits.argmax(dim=-1)  # greedy rows; sampled rows are drawn below
+        rows = [i for i, generator in enumerate(self.generators) if generator is not None]
+        if rows:
+            index = torch.tensor(rows)
+            temperature = torch.tensor([self.settings[i].temperature for i in rows]).unsqueeze(1)
+            probs = torch.softmax(logits[index] / temperature, dim=-1)
+            top_p = torch.tensor([self.settings[i].top_p for i in rows]).unsqueeze(1)
+            if bool((top_p < 1.0).any()):
+                sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+                keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < top_p  # always keeps the top token
+                probs = probs * torch.zeros_like(probs).scatter(1, order, keep.to(probs.dtype))
+            for j, i in enumerate(rows):
+                chosen[i] = torch.multinomial(probs[j], 1, generator=self.generators[i])[0]
         out = torch.full_like(scores, float("-inf"))
-        out[torch.arange(len(chosen)), torch.tensor(chosen, device=scores.device)] = 0.0
+        out[torch.arange(len(chosen), device=scores.device), chosen.to(scores.device)] = 0.0
         return out
