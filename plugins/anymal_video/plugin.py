@@ -164,10 +164,12 @@ class VideoPlugin(ModalityPlugin):
     def _measure(self, tower: nn.Module) -> None:
         width = tower.out_dim
         patches = 0
-        if self.config.aggregation == "mean_pool":  # the token count depends on it: measure on a blank frame
-            blank = self.transform(Image.new("RGB", (64, 64)))[None]
-            with torch.no_grad():
-                patches = tower(blank).shape[1]
+        if self.config.aggregation == "mean_pool":  # the token count depends on it
+            patches = getattr(tower, "n_tokens", 0)  # the tower's own count (also on the meta device)
+            if not patches:  # a tower without one: measure on a blank frame
+                blank = self.transform(Image.new("RGB", (64, 64)))[None]
+                with torch.no_grad():
+                    patches = tower(blank).shape[1]
         self._geometry = (patches, width)
 
     def geometry(self) -> tuple[int, int]:
