@@ -57,6 +57,27 @@ def _mask_of(shape: str, centre: tuple[float, float], radius: float, size: int) 
     return np.asarray(canvas) > 127
 
 
+def _place(
+    rng: random.Random, size: int, shapes: int, min_radius: float, max_radius: float
+) -> list[tuple[tuple[float, float], float]]:
+    """Centres and radii of ``shapes`` shapes whose outlines are at least two pixels apart (whole layouts are
+    redrawn until one fits)."""
+    for _ in range(1000):
+        layout: list[tuple[tuple[float, float], float]] = []
+        outlines: list[tuple[float, float, float, float]] = []
+        for _ in range(shapes):
+            radius = size * rng.uniform(min_radius, max_radius)
+            centre = (rng.uniform(radius, size - radius), rng.uniform(radius, size - radius))
+            outline = (centre[0] - radius, centre[1] - radius, centre[0] + radius, centre[1] + radius)
+            if any(_overlaps(outline, other, 2.0) for other in outlines):
+                break
+            layout.append((centre, radius))
+            outlines.append(outline)
+        else:
+            return layout
+    raise ValueError(f"cannot place {shapes} shapes of radius {min_radius}-{max_radius} in a {size}px scene")
+
+
 def make_scene(seed: int, size: int = 64, shapes: int = 2, min_radius: float = 0.12, max_radius: float = 0.2) -> Scene:
     """A scene of ``shapes`` objects with distinct colours and shapes, reproducible from ``seed``.
 
@@ -71,18 +92,9 @@ def make_scene(seed: int, size: int = 64, shapes: int = 2, min_radius: float = 0
     draw = ImageDraw.Draw(image)
     colours = rng.sample(COLOURS, shapes)
     kinds = rng.sample(SHAPES, shapes)
-    placed: list[tuple[float, float, float, float]] = []
+    placed = _place(rng, size, shapes, min_radius, max_radius)
     objects = []
-    for colour, kind in zip(colours, kinds):
-        for _ in range(1000):
-            radius = size * rng.uniform(min_radius, max_radius)
-            centre = (rng.uniform(radius, size - radius), rng.uniform(radius, size - radius))
-            outline = (centre[0] - radius, centre[1] - radius, centre[0] + radius, centre[1] + radius)
-            if not any(_overlaps(outline, other, 2.0) for other in placed):
-                break
-        else:  # pragma: no cover - needs far more shapes than the scene can hold
-            raise ValueError(f"cannot place {shapes} shapes of radius >= {min_radius} in a {size}px scene")
-        placed.append(outline)
+    for colour, kind, (centre, radius) in zip(colours, kinds, placed):
         draw_shape(draw, kind, centre, radius, jittered_colour(colour, nprng))
         mask = _mask_of(kind, centre, radius, size)
         ys, xs = np.nonzero(mask)
@@ -91,11 +103,13 @@ def make_scene(seed: int, size: int = 64, shapes: int = 2, min_radius: float = 0
     return Scene(image, tuple(objects))
 
 
-def scenes(count: int, seed: int, size: int = 64, shapes: int = 2) -> list[tuple[Scene, SceneObject]]:
+def scenes(
+    count: int, seed: int, size: int = 64, shapes: int = 2, radius: tuple[float, float] = (0.12, 0.2)
+) -> list[tuple[Scene, SceneObject]]:
     """``count`` (scene, referred object) pairs; the referred object is drawn uniformly from its scene."""
     rng = random.Random(f"grounding:{seed}")
     out = []
     for _ in range(count):
-        scene = make_scene(rng.getrandbits(32), size, shapes)
+        scene = make_scene(rng.getrandbits(32), size, shapes, *radius)
         out.append((scene, rng.choice(scene.objects)))
     return out

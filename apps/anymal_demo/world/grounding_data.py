@@ -30,11 +30,13 @@ from anymal_box import Boxes, PixelFrame, rec_accuracy, rec_example
 from anymal_demo.world.grounding import scenes
 
 
-def _rows(folder: Path, split: str, count: int, seed: int, size: int, shapes: int) -> list[dict[str, Any]]:
+def _rows(
+    folder: Path, split: str, count: int, seed: int, size: int, shapes: int, radius: tuple[float, float]
+) -> list[dict[str, Any]]:
     media = folder / "media"
     media.mkdir(parents=True, exist_ok=True)
     rows = []
-    for n, (scene, target) in enumerate(scenes(count, seed, size, shapes)):
+    for n, (scene, target) in enumerate(scenes(count, seed, size, shapes, radius)):
         image, mask = f"media/{split}-{n:04d}.png", f"media/{split}-{n:04d}-mask.png"
         scene.image.save(folder / image)
         Image.fromarray(target.mask.astype(np.uint8) * 255).save(folder / mask)
@@ -56,18 +58,20 @@ def write_grounding_data(
     grammar: str = "pink",
     seed: int = 0,
     vary_templates: bool = False,
+    radius: tuple[float, float] = (0.12, 0.2),
 ) -> dict[str, Any]:
     """Writes the files above and returns what ``grounding.json`` holds.
 
     ``vary_templates`` draws each training prompt from Pink's grounding template pool (the held-out prompt is the
     pool's first template, as ``anymal.eval``'s ``rec`` task asks); off, every prompt is that first template.
+    ``radius`` bounds the shapes' half-sizes as fractions of ``size``.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     frame = PixelFrame(size, size)
     rng = random.Random(seed)
-    train_rows = _rows(folder, "train", train, seed * 2 + 1, size, shapes)
-    heldout_rows = _rows(folder, "heldout", heldout, seed * 2 + 2, size, shapes)
+    train_rows = _rows(folder, "train", train, seed * 2 + 1, size, shapes, radius)
+    heldout_rows = _rows(folder, "heldout", heldout, seed * 2 + 2, size, shapes, radius)
     conversations = []
     for row in train_rows:
         box = Boxes([row["box"]], frame)
@@ -92,7 +96,7 @@ def write_grounding_data(
         convention=grammar,
     )
     info = {"train": train, "heldout": heldout, "size": size, "shapes": shapes, "grammar": grammar, "seed": seed,
-            "vary_templates": vary_templates, "mean_train_box": mean_box,
+            "vary_templates": vary_templates, "radius": list(radius), "mean_train_box": mean_box,
             "constant_box_rec_accuracy": baseline.accuracy,
             "constant_box_mean_iou": float(np.mean(baseline.ious)) if baseline.ious else 0.0}  # fmt: skip
     (folder / "grounding.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -109,9 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grammar", choices=("pink", "qwen"), default="pink")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vary-templates", action="store_true")
+    parser.add_argument("--radius", type=float, nargs=2, default=(0.12, 0.2), metavar=("MIN", "MAX"))
     args = parser.parse_args(argv)
     info = write_grounding_data(args.folder, args.train, args.heldout, args.size, args.shapes, args.grammar,
-                                args.seed, args.vary_templates)  # fmt: skip
+                                args.seed, args.vary_templates, tuple(args.radius))  # fmt: skip
     print(json.dumps(info, indent=2))
 
 
