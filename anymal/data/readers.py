@@ -209,16 +209,24 @@ def read_conversations(
     return ExampleReader(source, row_format, on_error=on_error, **reader_kwargs)
 
 
-READERS: dict[str, Callable[..., ExampleReader]] = {
+def read_m3it_collection(source: Any, **kwargs: Any) -> Any:
+    """An M3IT task collection manifest (tasks, instruction pools, caps, weights): :mod:`anymal.data.m3it`."""
+    from anymal.data.m3it import read_m3it_tasks  # imports this module: loaded on first use
+
+    return read_m3it_tasks(source, **kwargs)
+
+
+READERS: dict[str, Callable[..., Any]] = {
     "pairs": read_pairs,
     "llava": read_llava,
     "m3it": read_m3it,
+    "m3it_tasks": read_m3it_collection,
     "conversations": read_conversations,
 }
 
 
 def read_dataset(kind: str, source: Source | Sequence[str | os.PathLike], **kwargs: Any) -> ExampleReader:
-    """Dispatches to a reader by layout name (``pairs``, ``llava``, ``m3it``, ``conversations``), for configs."""
+    """Dispatches to a reader by layout name (``pairs``, ``llava``, ``m3it``, ``m3it_tasks``, ``conversations``)."""
     if kind not in READERS:
         raise DataError(f"unknown dataset kind {kind!r}; expected one of {', '.join(READERS)}")
     return READERS[kind](source, **kwargs)
