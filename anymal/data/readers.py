@@ -209,20 +209,13 @@ def read_conversations(
     return ExampleReader(source, row_format, on_error=on_error, **reader_kwargs)
 
 
-def read_m3it_collection(source: Any, **kwargs: Any) -> Any:
-    """An M3IT task collection manifest (tasks, instruction pools, caps, weights): :mod:`anymal.data.m3it`."""
-    from anymal.data.m3it import read_m3it_tasks  # imports this module: loaded on first use
-
-    return read_m3it_tasks(source, **kwargs)
-
-
-READERS: dict[str, Callable[..., Any]] = {
+READERS: dict[str, Callable[..., Any]] = {  # readers: ExampleReader, or the like (iterable, set_epoch, report)
     "pairs": read_pairs,
     "llava": read_llava,
     "m3it": read_m3it,
-    "m3it_tasks": read_m3it_collection,
     "conversations": read_conversations,
 }
+# anymal.data (the package) adds "m3it_tasks": anymal.data.m3it's task collections, which build on this module
 
 
 def read_dataset(kind: str, source: Source | Sequence[str | os.PathLike], **kwargs: Any) -> ExampleReader:
