@@ -150,9 +150,10 @@ TASKS: dict[str, Task] = {
 }
 
 
-# Tasks that live with a plugin, loaded by name on first use (never imported by anymal itself): the grounding
-# plugin's REC task. Third-party packages add theirs under the ``anymal.eval_tasks`` entry-point group.
-LAZY_TASKS = {"rec": "anymal.eval.rec:REC_TASK"}
+# Tasks loaded by name on first use: the grounding plugin's REC task (anymal itself never imports the plugin) and
+# ``names`` (free generation that must name the right label). Third-party packages add theirs under the
+# ``anymal.eval_tasks`` entry-point group.
+LAZY_TASKS = {"rec": "anymal.eval.rec:REC_TASK", "names": "anymal.eval.naming:NAMES_TASK"}
 ENTRY_POINT_GROUP = "anymal.eval_tasks"
 
 
