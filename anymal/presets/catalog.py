@@ -64,6 +64,16 @@ EVA_VIT_G = {  # BLIP-2's EVA ViT-g/14 (1408 wide, 39 blocks), as transformers' 
     "model_config": {"model_type": "blip_2_vision_model"},
 }
 
+# SAM ViT-H (u-LLaVA's sam_vit_h_4b8939): transformers' SamConfig with ViT-H's image encoder
+SAM_VIT_H = {
+    "vision_config": {
+        "hidden_size": 1280,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 16,
+        "global_attn_indexes": [7, 15, 23, 31],
+    }
+}
+
 
 @dataclass
 class PresetSpec:
@@ -278,9 +288,10 @@ def _ullava(size: str) -> PresetSpec:
         notes=[
             "u-LLaVA shares one projector between images and videos; anymal's video plugin has its own linear "
             "projector over the same (shared, frozen) tower",
-            "output plugins: [LOC] (loc) and [SEG] (seg) are added when installed",
+            "output plugins: [LOC] (loc) and [SEG] (seg) are added when installed; seg's SAM is ViT-H's architecture "
+            "(sam_config): set sam: facebook/sam-vit-huge (a local copy) and sam_config: null to load its weights",
         ],
-        outputs={"loc": {}, "seg": {}},
+        outputs={"loc": {}, "seg": {"sam_config": SAM_VIT_H}},
         source="u-LLaVA (Xu et al., ECAI 2024) §3; OPPOMKLab/u-LLaVA",
     )
 

@@ -42,10 +42,17 @@ def test_ying_vlm_qformer_is_blip2s_plus_a_projection_to_ziya_13b():
     assert 0.98e9 < counts["image.encoder"] < 1.0e9  # EVA ViT-g/14 as BLIP-2 uses it (39 blocks)
 
 
-def test_ullava_shares_one_tower_between_image_and_video():
-    counts = build("ullava", "7b").count_parameters()
+def test_ullava_shares_one_tower_between_image_and_video_and_names_its_output_plugins():
+    preset = build("ullava", "7b")
+    counts = preset.count_parameters()
     assert counts["video.encoder"] == 0 and counts["image.encoder"] > 3e8  # counted once
     assert counts["image.projector"] == counts["video.projector"] == 1024 * 4096 + 4096
+    assert set(preset.model.get("outputs", {})) | set(preset.missing_outputs) == {"loc", "seg"}
+    if "loc" in counts:  # u-LLaVA's region branch: projector [4096, 4096, 256] and decoder [256, 256, 128, 4]
+        mlps = (4096 * 4096 + 4096 + 4096 * 256 + 256) + (256 * 256 + 256 + 256 * 128 + 128 + 128 * 4 + 4)
+        assert counts["loc.head"] == mlps
+    if "seg.frozen" in counts:  # SAM ViT-H: 641M parameters (frozen image/prompt encoders + trained mask decoder)
+        assert 6.35e8 < counts["seg.frozen"] + counts["seg.head"] - (4096 * 4096 + 4096 + 4096 * 256 + 256) < 6.45e8
 
 
 def test_unknown_names_and_sizes_list_the_known_ones():
