@@ -37,3 +37,14 @@ def test_cli_prints_counts_beside_the_papers(capsys):
     assert "image.projector.llm_adapters:weights" in out and "2,097,152" in out and "ours/paper" in out
     assert presets_main(["pink:9b"]) == 2
     assert "size '9b' unknown" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", ["7b", "13b", "70b"])
+def test_anymal_preset_is_the_shipped_align_configs_model(size):
+    """The anymal preset holds the four plugins exactly as ``configs/align/<modality>_llama2_<size>.yaml`` set
+    them, on the same LLM."""
+    preset = build("anymal", size)
+    for modality, plugin in preset.model["modalities"].items():
+        shipped = yaml.safe_load((CONFIGS.parent / "align" / f"{modality}_llama2_{size}.yaml").read_text())["model"]
+        assert shipped["modalities"][modality] == plugin, modality
+        assert shipped["llm"]["name_or_path"] == preset.model["llm"]["name_or_path"]
