@@ -10,7 +10,6 @@ numbers), every plugin and output head on the meta device (no memory, no weights
 from __future__ import annotations
 
 import copy
-import dataclasses
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,8 @@ TINY = "tiny"
 class Preset:
     """A preset at one size. ``train`` is a whole training config (``model`` included); ``llm_arch`` the LLM's HF
     config fields (real sizes; ``None`` at tiny size, where the LLM is a local folder); ``paper_counts`` maps count
-    keys of :meth:`count_parameters` to the parameter numbers the paper states."""
+    keys of :meth:`count_parameters` to the parameter numbers the paper states; ``eval_settings`` per task the
+    ``anymal.eval.evaluate`` keywords that follow the system's formats (``{"rec": {"box_format": "pink"}}``)."""
 
     name: str
     size: str
@@ -40,6 +40,7 @@ class Preset:
     notes: list[str] = field(default_factory=list)
     source: str = ""
     missing_outputs: list[str] = field(default_factory=list)
+    eval_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def model(self) -> dict[str, Any]:
@@ -128,10 +129,7 @@ def build(name: str, size: str) -> Preset:
     if outputs:
         real.train["model"]["outputs"] = outputs
     if size == TINY:
-        return Preset(name, TINY, tiny_train_config(real), None, {}, real.notes, real.source, missing)
-    return Preset(name, size, real.train, real.llm_arch, real.paper_counts, real.notes, real.source, missing)
-
-
-def replace(preset: Preset, **changes: Any) -> Preset:
-    """A copy of ``preset`` with fields changed (``dataclasses.replace``)."""
-    return dataclasses.replace(copy.deepcopy(preset), **changes)
+        train, arch, counts = tiny_train_config(real), None, {}
+    else:
+        train, arch, counts = real.train, real.llm_arch, real.paper_counts
+    return Preset(name, size, train, arch, counts, real.notes, real.source, missing, real.eval_settings)

@@ -90,6 +90,8 @@ class PresetSpec:
     notes: list[str] = field(default_factory=list)
     outputs: dict[str, dict[str, Any]] = field(default_factory=dict)  # output plugins by name, when installed
     source: str = ""
+    # anymal.eval settings per task that follow the system's own formats (e.g. Pink's box grammar for ``rec``)
+    eval_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _train(model: dict[str, Any], data: list[dict[str, Any]], **recipe: Any) -> dict[str, Any]:
@@ -197,6 +199,7 @@ def _pink(size: str) -> PresetSpec:
             "the identity (W_u = 0), so a stage-1 run trains them too",
         ],
         source="Pink (Xuan et al., CVPR 2024) §3.1, §4.1; SY-Xuan/Pink",
+        eval_settings={"rec": {"box_format": "pink"}},  # [x0,y0,x1,y1] fractions, anymal_box's Pink codec
     )
 
 
@@ -248,6 +251,7 @@ def _qwen_vl(size: str) -> PresetSpec:
             "LLM: Qwen-7B's shapes in transformers' native Qwen2 form (Qwen/Qwen1.5-7B has the same shapes)",
         ],
         source="Qwen-VL (Bai et al., 2023) §2.1, Table 1; QwenLM/Qwen-VL visual.py",
+        eval_settings={"rec": {"box_format": "qwen"}},  # <ref>..</ref><box>(x1,y1),(x2,y2)</box> on 0-1000
     )
 
 

@@ -105,3 +105,23 @@ def test_tiny_preset_trains_through_the_cli_and_generates(name, tmp_path, assets
 
 def preset_modalities(name):
     return {"anymal": ["image"], "pink": ["image"], "qwen_vl": ["image"], "ullava": ["image", "video"]}[name]
+
+
+@pytest.mark.parametrize("name", ["pink", "qwen_vl"])
+def test_grounding_presets_score_rec_in_their_own_box_grammar(name, assets):
+    """REC rows on the real COCO cats photo (its annotated boxes), scored with the preset's box grammar through
+    anymal_box (Pink's ``[x0,y0,x1,y1]`` fractions or Qwen-VL's ``<box>`` on the 0-1000 grid)."""
+    from anymal.eval import evaluate
+
+    photo = str(assets / "images" / "coco_000000039769.png")
+    rows = [
+        {"id": "cat", "media": {"image": photo}, "expression": "the cat on the left", "box": [0.0, 52.0, 316.0, 470.0]},
+        {"id": "remote", "media": {"image": photo}, "expression": "the remote", "box": [40.0, 73.0, 175.0, 118.0]},
+    ]
+    preset = build(name, "tiny")
+    assert preset.eval_settings["rec"]["box_format"] == {"pink": "pink", "qwen_vl": "qwen"}[name]
+    model = preset.build_model()
+    result = evaluate(model, "rec", rows, max_new_tokens=4, progress=False, **preset.eval_settings["rec"])
+    metrics = result["metrics"]
+    assert result["n_items"] == 2 and metrics["convention"] == preset.eval_settings["rec"]["box_format"]
+    assert 0.0 <= metrics["rec_accuracy@0.5"] <= 1.0 and 0 <= metrics["format_errors"] <= 2
