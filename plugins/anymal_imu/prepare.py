@@ -9,10 +9,11 @@ From the ``train`` file it writes, under ``out``:
   alignment data (``kind: pairs``).
 
 From the ``eval`` file (or, without one, from ``holdout_per_class`` recordings of each label held out of the
-training file, seeded, whole recordings only) it writes the whole recordings to ``eval/`` and two row files in
-``anymal.eval``'s schema: ``eval_names.jsonl`` (free generation must name the activity: task ``names``, labels
-in ``labels_names.txt``) and ``eval_classify.jsonl`` (likelihood ranking of the captions: task ``classify``,
-labels in ``labels_classify.txt``). ``split.json`` records which recordings went where.
+training file, seeded, whole recordings only, so that no window of them is trained on) it writes the whole
+recordings to ``eval/`` and two row files in ``anymal.eval``'s schema: ``eval_names.jsonl`` (free generation must
+name the activity: task ``names``, labels in ``labels_names.txt``) and ``eval_classify.jsonl`` (likelihood ranking
+of the captions: task ``classify``, labels in ``labels_classify.txt``). ``split.json`` records which recordings
+went where.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class PrepareConfig:
         sample_rate: Rate in Hz of both files (``None``: the ``.npz`` files' ``sample_rate_hz``).
         window_samples: Samples per training window (the encoder's ``window_samples``).
         crops: Shifted windows per training recording (augmentation; 1: the centre window only).
-        holdout_per_class: Training recordings per label kept out of training (a validation split).
+        holdout_per_class: Without ``eval``: training recordings per label kept out of training and evaluated on
+            (a validation split by whole recordings). Ignored when ``eval`` is given.
         seed: Seed of the held-out choice.
         caption: Caption of a window, ``{activity}`` replaced by its label's phrase.
         activities: Phrase per label (default: the label in lower case).
@@ -98,7 +100,7 @@ def prepare(cfg: PrepareConfig) -> dict[str, Any]:
     train = read_labelled(cfg.train, cfg.sample_rate)
     kept = list(range(len(train.labels)))
     held: list[int] = []
-    if cfg.holdout_per_class:
+    if cfg.eval is None:
         kept, held = holdout_split(train.labels, cfg.holdout_per_class, cfg.seed)
     if cfg.eval is not None:
         evaluation = read_labelled(cfg.eval, cfg.sample_rate)
