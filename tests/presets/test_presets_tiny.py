@@ -114,9 +114,14 @@ def test_grounding_presets_score_rec_in_their_own_box_grammar(name, assets):
     from anymal.eval import evaluate
 
     photo = str(assets / "images" / "coco_000000039769.png")
+    annotations = json.loads((assets / "eval" / "coco_000000039769_annotations.txt").read_text())
+    boxes = {}  # COCO [x, y, w, h] to [x0, y0, x1, y1]; the leftmost cat (17) and remote (75)
+    for a in sorted(annotations, key=lambda a: -a["bbox"][0]):
+        x, y, w, h = a["bbox"]
+        boxes[a["category_id"]] = [x, y, x + w, y + h]
     rows = [
-        {"id": "cat", "media": {"image": photo}, "expression": "the cat on the left", "box": [0.0, 52.0, 316.0, 470.0]},
-        {"id": "remote", "media": {"image": photo}, "expression": "the remote", "box": [40.0, 73.0, 175.0, 118.0]},
+        {"id": "cat", "media": {"image": photo}, "expression": "the cat on the left", "box": boxes[17]},
+        {"id": "remote", "media": {"image": photo}, "expression": "the remote on the left", "box": boxes[75]},
     ]
     preset = build(name, "tiny")
     assert preset.eval_settings["rec"]["box_format"] == {"pink": "pink", "qwen_vl": "qwen"}[name]
