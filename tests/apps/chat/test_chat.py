@@ -30,6 +30,7 @@ def _imu_csv(folder, rows=120):
     return path, np.loadtxt(path, delimiter=",", ndmin=2).astype(np.float32)
 
 
+@pytest.mark.integration  # a real process: torch and the model load again (~10-20 s on 2 busy cores)
 def test_chat_over_stdin_in_a_real_process(saved, tmp_path):
     model, folder = saved
     image = require_asset("images/grace_hopper.jpg")
@@ -68,35 +69,45 @@ def test_chat_over_stdin_in_a_real_process(saved, tmp_path):
     assert "never sent" not in done.stdout
 
 
-def test_chat_keeps_history_and_reset_clears_it(saved, tmp_path, monkeypatch, capsys):
+def test_chat_commands_history_and_reset(saved, tmp_path, monkeypatch, capsys):
+    """The same chat in-process (stdin a StringIO): attachments, typed errors, history, /reset."""
     from anymal_serve import chat
 
     model, folder = saved
     monkeypatch.setattr("anymal_serve.engine.load_model", lambda path: model)
+    image = require_asset("images/grace_hopper.jpg")
+    imu_path, samples = _imu_csv(tmp_path)
     bad = tmp_path / "bad.csv"
     bad.write_text("1,2,3\n")
-    stdin = io.StringIO(f"Hello.\n/imu {bad} 50\nAgain.\n/reset\nHello.\n")
+    lines = [f"/image {image}", f"/imu {imu_path} 50", "Hello.", f"/imu {bad} 50", "/smell x", "Again.", "/reset"]
+    stdin = io.StringIO("\n".join([*lines, "Hello.", ""]))
     assert chat.run(["--model", str(folder), "--max-tokens", "4"], stdin=stdin) == 0
     out = capsys.readouterr().out.splitlines()
-    first = model.generate("Hello.", max_new_tokens=4, do_sample=False).text
+    with_inputs = model.generate(
+        "<image><imu>Hello.", image=str(image), imu=(samples, 50.0), max_new_tokens=4, do_sample=False
+    ).text
     history = [
-        {"role": "user", "content": "Hello."},
-        {"role": "assistant", "content": first},
+        {"role": "user", "content": "<image><imu>Hello."},
+        {"role": "assistant", "content": with_inputs},
         {"role": "user", "content": "Again."},
     ]
     text = model.tokenizer.apply_chat_template(history, tokenize=False, add_generation_prompt=True)
     ids = list(model.prompt_encoder.tokenize_text(text))
-    second = model.generate(input_ids=[ids], max_new_tokens=4, do_sample=False).text
-    assert "expected [T, 6] rows" in out[2]  # the bad IMU file is refused; the next turn goes on without it
-    assert out[1] == first and out[3] == second  # the second turn saw the first (the template's history)
-    assert out[4] == "[conversation cleared]" and out[5] == first
+    second = model.generate(
+        input_ids=[ids], image=str(image), imu=(samples, 50.0), max_new_tokens=4, do_sample=False
+    ).text
+    plain = model.generate("Hello.", max_new_tokens=4, do_sample=False).text
+    assert out[1:4] == [f"[image attached: {image}]", f"[imu attached: {imu_path}]", with_inputs]
+    assert "expected [T, 6] rows" in out[4]  # the bad IMU file is refused; the next turn goes on without it
+    assert out[5].startswith("error: unknown command /smell")
+    assert out[6] == second  # the second turn saw the first, and its inputs, through the chat template
+    assert out[7:] == ["[conversation cleared]", plain]
 
 
-def test_python_dash_m_entry_points_show_help():
+def test_python_dash_m_anymal_serve_shows_help():
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    for module, flag in (("anymal.serve", "--safety"), ("anymal.chat", "--temperature")):
-        done = subprocess.run(
-            [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120, env=env
-        )
-        assert done.returncode == 0, done.stderr
-        assert flag in done.stdout and f"python -m {module}" in done.stdout
+    done = subprocess.run(
+        [sys.executable, "-m", "anymal.serve", "--help"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--safety" in done.stdout and "python -m anymal.serve" in done.stdout

@@ -21,9 +21,8 @@ fastapi = pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 openai = pytest.importorskip("openai")
 
-from anymal.testing import require_asset, tiny_anymal  # noqa: E402
+from anymal.testing import require_asset  # noqa: E402
 from anymal_serve import ServerSettings, create_app  # noqa: E402
-from anymal_serve.app import load_model  # noqa: E402
 
 
 def _free_port() -> int:
@@ -33,10 +32,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("served")
-    tiny_anymal(("image", "audio", "imu", "video"), apply_chat_template=True).save_pretrained(folder)
-    return load_model(str(folder))
+def model(saved_model):
+    return saved_model[0]  # conftest.py: the tiny model with every modality, saved and loaded back
 
 
 @pytest.fixture(scope="module")
