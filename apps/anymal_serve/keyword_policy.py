@@ -14,14 +14,12 @@ It looks at text only (user text parts and answer sentences); media pass through
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from anymal.config import read_yaml_mapping
 from anymal.errors import ConfigError
 from anymal_serve.safety import Verdict
 
@@ -74,18 +72,10 @@ class KeywordPolicy:
             raise ConfigError("keyword_policy needs a policy file: --safety keyword_policy=PATH (YAML or JSON)")
         where = "keyword_policy"
         if path is not None:
-            file = Path(path)
-            where = str(file)
-            try:
-                text = file.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"keyword_policy: cannot read the policy file {file}: {exc}") from None
-            try:
-                data = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
-            except (json.JSONDecodeError, yaml.YAMLError) as exc:
-                raise ConfigError(f"{file}: not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {exc}") from None
-            if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
-                raise ConfigError(f"{file}: expected a mapping with a rules list")
+            where = str(path)
+            data = read_yaml_mapping(path, "the safety policy")  # YAML, or JSON (a subset of YAML)
+            if not isinstance(data.get("rules"), list):
+                raise ConfigError(f"{path}: expected a mapping with a rules list")
             rules = data["rules"]
         assert rules is not None
         self.rules = [_rule(raw, f"{where}: rules[{i}]") for i, raw in enumerate(rules)]

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -21,14 +19,10 @@ fastapi = pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 openai = pytest.importorskip("openai")
 
+from serve_helpers import running  # noqa: E402
+
 from anymal.testing import require_asset  # noqa: E402
 from anymal_serve import ServerSettings, create_app  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +38,8 @@ def server_app(model):
 
 @pytest.fixture(scope="module")
 def server(server_app):
-    port = _free_port()
-    config = uvicorn.Config(server_app, host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started:
-        assert time.time() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with running(server_app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
