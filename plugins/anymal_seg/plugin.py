@@ -248,13 +248,17 @@ class SegPlugin(OutputPlugin):
 
 def tiny_sam_config(image_size: int = 64, patch_size: int = 8, width: int = 32) -> dict[str, Any]:
     """A ``SamConfig`` dict small enough for CPU tests: a 2-layer ViT over ``image_size`` pixels, ``width``-wide
-    prompt and mask decoder (SAM's released models: 1024 px, patch 16, 256 wide)."""
+    prompt and mask decoder (SAM's released models: 1024 px, patch 16, 256 wide).
+
+    ``initializer_range`` 0.02: ``SamVisionConfig`` defaults to 1e-10 (its weights are always loaded from a
+    checkpoint), which leaves a randomly built image encoder outputting zeros for every image.
+    """
     grid = image_size // patch_size
     return {
         "vision_config": {"hidden_size": width, "output_channels": width, "num_hidden_layers": 2,
                           "num_attention_heads": 2, "image_size": image_size, "patch_size": patch_size,
                           "mlp_dim": 2 * width, "global_attn_indexes": [1], "window_size": 0,
-                          "num_pos_feats": width // 2},
+                          "num_pos_feats": width // 2, "initializer_range": 0.02},
         "prompt_encoder_config": {"hidden_size": width, "image_size": image_size, "patch_size": patch_size,
                                   "image_embedding_size": grid, "mask_input_channels": 4},
         "mask_decoder_config": {"hidden_size": width, "mlp_dim": 2 * width, "num_hidden_layers": 2,
