@@ -251,8 +251,8 @@ def create_app(model: Any, settings: ServerSettings | None = None) -> Any:
             "content": completion.text if completion.text or completion.refusal is None else None,
             "refusal": completion.refusal,
         }
-        if completion.boxes is not None:
-            out["boxes"] = completion.boxes
+        for name, value in completion.outputs.items():  # "boxes" (a box output plugin), "masks", ...
+            out.setdefault(name, value)
         return out
 
     @app.post("/v1/chat/completions")
@@ -340,8 +340,8 @@ def create_app(model: Any, settings: ServerSettings | None = None) -> Any:
                 if output.refusal is not None:
                     yield event({"refusal": output.refusal})
                 last: dict[str, Any] = {}
-                if output.boxes is not None:
-                    last["boxes"] = output.boxes
+                for name, value in output.outputs.items():
+                    last.setdefault(name, value)
                 final = event(last, output.finish_reason)
                 if safety_log or output.safety:
                     chunk = json.loads(final[len("data: ") :])

@@ -67,12 +67,15 @@ class _Item:
 
 
 def _has_output_plugins(model: Any) -> bool:
-    """Whether ``generate`` decodes outputs (boxes) that only exist once the whole call has returned."""
+    """Whether ``generate`` decodes outputs (boxes, masks) that exist only once the whole call has returned."""
     return bool(getattr(model, "output_plugins", None))
 
 
 def _json_ready(value: Any) -> Any:
-    """Tensors and arrays in decoded outputs as nested lists (what a JSON response carries)."""
+    """Decoded outputs as JSON: boxes (``anymal_box.Boxes``) as ``[[x1, y1, x2, y2], ...]`` in their frame (the
+    original image's pixels, as ``generate`` returns them), tensors and arrays as nested lists."""
+    if hasattr(value, "xyxy"):
+        return _json_ready(value.xyxy)
     if hasattr(value, "tolist"):
         return value.tolist()
     if isinstance(value, dict):
@@ -218,11 +221,10 @@ class Engine:
         self.batch_sizes[len(items)] += 1
         output = self.model.generate(input_ids=[item.job.ids for item in items], **modal, **kwargs)
         stopper.finish()
-        boxes = getattr(output, "boxes", None)
+        decoded = getattr(output, "outputs", None) or {}  # output plugins' fields ("boxes", "masks"), per row
         for i, (item, row) in enumerate(zip(items, rows)):
             completion = row.completion()
-            if boxes is not None and i < len(boxes):
-                completion.boxes = _json_ready(boxes[i])
+            completion.outputs = {name: _json_ready(values[i]) for name, values in decoded.items() if i < len(values)}
             self._finish(item, completion)
 
     def _run_batch(self, batch: list[_Item]) -> None:

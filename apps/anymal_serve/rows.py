@@ -36,7 +36,8 @@ class Completion:
     finish_reason: str
     refusal: str | None = None
     safety: list[dict[str, Any]] = field(default_factory=list)  # what each classifier that acted did
-    boxes: Any = None  # decoded box outputs for this row, when the model has a box output plugin
+    # the row's decoded outputs when the model has output plugins, by field: {"boxes": [[x1, y1, x2, y2], ...]}
+    outputs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(eq=False)  # rows are told apart by identity

@@ -84,6 +84,6 @@ class Scripted:
         forced = _Force(self.script, self.eos, self.delay_s)
         kwargs["logits_processor"] = LogitsProcessorList([forced, *kwargs.get("logits_processor", [])])
         output = self.inner.generate(input_ids=input_ids, **kwargs)
-        if self.boxes is not None:
-            output.boxes = [self.boxes for _ in range(output.sequences.shape[0])]
+        if self.boxes is not None:  # as a box output plugin fills GenerateOutput.outputs
+            output.outputs["boxes"] = [self.boxes for _ in range(output.sequences.shape[0])]
         return output

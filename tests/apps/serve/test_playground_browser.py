@@ -25,7 +25,7 @@ from anymal_serve import ServerSettings, create_app  # noqa: E402
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 DRIVER = shutil.which("chromedriver")
 ANSWER = "A woman in a naval uniform stands before a dark background. She looks at the camera."
-BOX = {"box": [120, 60, 420, 560], "label": "person"}
+BOX = [120, 60, 420, 560]  # x1, y1, x2, y2 in the photo's pixels
 
 
 @pytest.fixture()
@@ -47,7 +47,10 @@ def test_playground_streams_an_answer_and_draws_boxes(saved_model, browser, tmp_
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    model = Scripted(saved_model[0], ANSWER, boxes=[BOX], delay_s=0.01)
+    from anymal_box import Boxes, PixelFrame
+
+    photo = PixelFrame(512, 600)
+    model = Scripted(saved_model[0], ANSWER, boxes=Boxes([BOX], photo), delay_s=0.01)
     imu = tmp_path / "walk.csv"
     np.savetxt(imu, np.random.default_rng(0).normal(size=(100, 6)), delimiter=",", fmt="%.4f")
     with running(create_app(model, ServerSettings(model_name="tiny-anymal"))) as url:
@@ -67,7 +70,7 @@ def test_playground_streams_an_answer_and_draws_boxes(saved_model, browser, tmp_
         answer = browser.find_element(By.ID, "answer").get_attribute("textContent")
         assert answer == model.text  # the streamed pieces, in order, nothing lost
         # the box's left edge, halfway down, is drawn in the first box colour (#e6194b)
-        x0, y0, _, y1 = BOX["box"]
+        x0, y0, _, y1 = BOX
         pixel = browser.execute_script(
             "return Array.from(document.getElementById('canvas').getContext('2d')"
             ".getImageData(arguments[0], arguments[1], 1, 1).data)",

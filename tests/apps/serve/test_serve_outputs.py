@@ -1,0 +1,39 @@
+"""Decoded outputs of output plugins (boxes) in the server's responses: the message's ``boxes``, or the last
+stream chunk's delta, as ``[[x1, y1, x2, y2], ...]`` in the image's pixels."""
+
+from __future__ import annotations
+
+import pytest
+
+openai = pytest.importorskip("openai")
+pytest.importorskip("fastapi")
+
+from serve_helpers import Scripted, running  # noqa: E402
+
+from anymal_box import Boxes, PixelFrame  # noqa: E402
+from anymal_serve import create_app  # noqa: E402
+
+
+def test_boxes_reach_the_message_and_the_stream(saved_model):
+    boxes = Boxes([[120, 60, 420, 560], [10.5, 20, 30, 40]], PixelFrame(512, 600))
+    model = Scripted(saved_model[0], "Here: [LOC] and [LOC].", boxes=boxes)
+    with running(create_app(model)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
+        messages = [{"role": "user", "content": "Where is the person?"}]
+        result = client.chat.completions.create(model="anymal", messages=messages, max_tokens=40)
+        chunks = list(client.chat.completions.create(model="anymal", messages=messages, max_tokens=40, stream=True))
+    expected = [[120.0, 60.0, 420.0, 560.0], [10.5, 20.0, 30.0, 40.0]]
+    assert result.choices[0].message.model_extra["boxes"] == expected
+    assert result.choices[0].message.content == model.text
+    last = [c for c in chunks if c.choices and c.choices[0].finish_reason][-1]
+    assert last.choices[0].delta.model_extra["boxes"] == expected
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == model.text
+
+
+def test_no_outputs_no_field(saved_model):
+    with running(create_app(saved_model[0])) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
+        result = client.chat.completions.create(
+            model="anymal", messages=[{"role": "user", "content": "Hi"}], max_tokens=3
+        )
+    assert "boxes" not in (result.choices[0].message.model_extra or {})
