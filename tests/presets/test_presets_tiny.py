@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 
 from anymal import AnyMAL
@@ -96,6 +97,13 @@ def test_tiny_preset_trains_through_the_cli_and_generates(name, tmp_path, assets
         "image"
     ].get("projector_type", "perceiver")
     model = AnyMAL.from_pretrained(final)
+    fresh = preset.build_model()  # the same seed: the projector as initialised
+    trained, initial = model.projectors["image"].state_dict(), fresh.projectors["image"].state_dict()
+    assert trained.keys() == initial.keys() and any(not torch.equal(trained[k], initial[k]) for k in trained)
+    if name == "pink":  # the adapters start as the identity (W_u = 0) and moved in training, ViT and LLM side
+        for part in ("vit.adapters", "llm_adapters"):
+            ups = [v for k, v in trained.items() if k.startswith(part) and k.endswith("up.weight")]
+            assert ups and all(up.abs().sum() > 0 for up in ups), part
     out = model.generate(prompt="<image>\nDescribe it.", image=_photo(assets), max_new_tokens=4)
     assert len(out.sequences[0]) == 4
     if name == "ullava":
