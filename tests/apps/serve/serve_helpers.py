@@ -71,7 +71,7 @@ class Scripted:
         self.boxes = boxes
         self.delay_s = delay_s
         # a model with output plugins is answered when its whole call returns (the boxes exist only then)
-        self.output_plugins = {"loc": object()} if boxes is not None else {}
+        self.output_plugins = {"loc": object()} if boxes is not None else dict(getattr(model, "output_plugins", {}))
         eos = model.llm.generation_config.eos_token_id
         self.eos = eos[0] if isinstance(eos, list) else eos
 

@@ -37,3 +37,35 @@ def test_no_outputs_no_field(saved_model):
             model="anymal", messages=[{"role": "user", "content": "Hi"}], max_tokens=3
         )
     assert "boxes" not in (result.choices[0].message.model_extra or {})
+
+
+def test_a_real_loc_head_boxes_in_the_response(tmp_path):
+    """The [LOC] output plugin (plugins/anymal_loc) on a tiny model: the answer is scripted to say [LOC], the real
+    head decodes a box from its hidden state, and the server returns what the library's generate returns."""
+    import base64
+
+    from anymal.testing import require_asset, tiny_anymal
+    from anymal_serve.engine import _json_ready
+    from anymal_serve.parts import parse_messages
+    from anymal_serve.prompt import prompt_ids
+
+    model = tiny_anymal(("image",), apply_chat_template=True)
+    model.add_output("loc", {})
+    model.eval()
+    scripted = Scripted(model, "The person [LOC] stands.")
+    photo = require_asset("images/grace_hopper.jpg").read_bytes()
+    url_data = "data:image/jpeg;base64," + base64.b64encode(photo).decode()
+    messages = [
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": url_data}}, {"type": "text", "text": "Where?"}],
+        }
+    ]
+    ids = prompt_ids(model, parse_messages(messages, ["image"]))
+    expected = scripted.generate(input_ids=[ids], image=photo, max_new_tokens=20, do_sample=False)
+    with running(create_app(scripted)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
+        result = client.chat.completions.create(model="anymal", messages=messages, max_tokens=20, temperature=0)
+    boxes = result.choices[0].message.model_extra["boxes"]
+    assert boxes == _json_ready(expected.outputs["boxes"][0]) and len(boxes) == 1 and len(boxes[0]) == 4
+    assert "[LOC]" in result.choices[0].message.content
