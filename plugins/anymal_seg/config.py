@@ -24,7 +24,6 @@ class SegConfig(OutputPluginConfig):
         projection_dim: hidden width of the ``[SEG]`` projection ``llm_dim -> projection_dim -> SAM prompt dim``
             (``None``: the LLM width, as u-LLaVA's ``[4096 -> 4096, 4096 -> 256]``).
         bce_weight, dice_weight: u-LLaVA's alpha1 = 2.0 and alpha2 = 0.5; ``dice_scale``: its Dice scale 1000.
-        train_iou_head: train the mask decoder's IoU head too (u-LLaVA freezes it; no loss reaches it).
         modality: the input plugin whose first item of a row SAM segments (an image).
         threshold: mask logit above which a pixel is in the returned mask.
         embedding_cache: a folder where SAM image embeddings are stored on disk, keyed by the preprocessed image's
@@ -40,7 +39,6 @@ class SegConfig(OutputPluginConfig):
     bce_weight: float = ULLAVA_BCE_WEIGHT
     dice_weight: float = ULLAVA_DICE_WEIGHT
     dice_scale: float = DICE_SCALE
-    train_iou_head: bool = False
     modality: str = "image"
     threshold: float = 0.0
     embedding_cache: str | None = None

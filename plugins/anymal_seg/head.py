@@ -4,11 +4,13 @@ As u-LLaVA (and LISA): the ``[SEG]`` hidden state goes through an MLP (``llm_dim
 ReLU) and becomes one sparse prompt embedding; the dense prompt is SAM's ``no_mask_embed``; SAM's mask decoder
 (``multimask_output=False``) reads the frozen image embedding with SAM's image-wide positional encoding and
 returns low-resolution mask logits. The prompt encoder and the positional encoding are SAM's frozen parts
-(:class:`anymal_seg.plugin.SamFrozen`) and are passed in; the decoder's IoU head is frozen too unless asked (its
-output is not trained on, as in u-LLaVA).
+(:class:`anymal_seg.plugin.SamFrozen`) and are passed in. The decoder's IoU head is part of the head but no loss
+reaches it (u-LLaVA freezes it): the optimiser leaves parameters without a gradient untouched.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import nn
@@ -31,24 +33,12 @@ def prompt_inputs(frozen: nn.Module, n: int, dtype: torch.dtype) -> tuple[torch.
 class SegHead(nn.Module):
     """``[SEG]`` states ``[N, llm_dim]`` + image embeddings ``[N, C, g, g]`` -> mask logits ``[N, 4g, 4g]``."""
 
-    def __init__(self, sam, llm_dim: int, hidden_dim: int | None = None, train_iou_head: bool = False) -> None:
+    def __init__(self, sam, llm_dim: int, hidden_dim: int | None = None) -> None:
         super().__init__()
         prompt_dim = int(sam.config.prompt_encoder_config.hidden_size)
         hidden = hidden_dim or llm_dim
         self.projection = nn.Sequential(nn.Linear(llm_dim, hidden), nn.ReLU(), nn.Linear(hidden, prompt_dim))
-        self.mask_decoder = sam.mask_decoder
-        self.train_iou_head = train_iou_head
-        self._freeze_iou_head()
-
-    def _freeze_iou_head(self) -> None:
-        if not self.train_iou_head:
-            self.mask_decoder.iou_prediction_head.requires_grad_(False)
-
-    def requires_grad_(self, requires_grad: bool = True) -> SegHead:
-        """As ``nn.Module.requires_grad_``, but the IoU head stays frozen unless ``train_iou_head``."""
-        super().requires_grad_(requires_grad)
-        self._freeze_iou_head()
-        return self
+        self.mask_decoder = copy.deepcopy(sam.mask_decoder)  # each head its own copy of SAM's pretrained decoder
 
     def forward(
         self, states: torch.Tensor, image_embeddings: torch.Tensor, dense: torch.Tensor, positions: torch.Tensor

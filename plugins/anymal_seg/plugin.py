@@ -73,7 +73,7 @@ class SegPlugin(OutputPlugin):
         return SamFrozen(self._sam())
 
     def build_head(self, llm_dim: int) -> nn.Module:
-        return SegHead(self._sam(), llm_dim, self.config.projection_dim, self.config.train_iou_head)
+        return SegHead(self._sam(), llm_dim, self.config.projection_dim)
 
     # --- data ----------------------------------------------------------------------------------------------
     def prepare(self, row: RowInputs, labels: Sequence[Any] | None) -> dict[str, Any]:
