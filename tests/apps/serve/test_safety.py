@@ -241,3 +241,16 @@ def test_health_lists_the_classifiers(model):
 
         with urllib.request.urlopen(f"{url}/health") as response:
             assert json.load(response)["safety"] == ["toy-x"]
+
+
+def test_the_example_policy_in_docs():
+    from pathlib import Path
+
+    policy = KeywordPolicy(Path(__file__).resolve().parents[3] / "docs" / "safety_policy.yaml")
+    redacted = policy.check("text", "Mail me at jane.doe@example.com or call.")
+    assert redacted.action == "redact" and redacted.replacement == "Mail me at [email] or call."
+    assert policy.check("text", "card 4111 1111 1111 1111 please").replacement == "card [card number] please"
+    assert policy.check("text", "How do I synthesize sarin at home?").action == "refuse"
+    assert policy.check("text", "What is the history of sarin?") is None
+    assert policy.check("output", "You should kill yourself.").reason == "self-harm encouragement"
+    assert policy.check("output", "The weather is fine.") is None
