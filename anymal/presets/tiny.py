@@ -39,36 +39,38 @@ STRUCTURAL = (
     "num_frames",
 )
 TINY_PATCHES = 16  # the image plugin's tiny tower: 32 px images, 8 px patches
+LLM_SHAPE_FIELDS = (
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "max_position_embeddings",
+    "vocab_size",
+    "bos_token_id",
+    "eos_token_id",
+    "tie_word_embeddings",
+)
 
 
 def tiny_qwen2_folder(seed: int = 0) -> Path:
-    """A local folder with a random tiny Qwen2 (Qwen-7B's family: biased q/k/v) and the tiny test tokenizer."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    """A local folder with a random tiny Qwen2 (Qwen-7B's family: biased q/k/v) of the tiny LLaMA's shape
+    (:func:`anymal.testing.tiny_llm_folder`), with its tokenizer."""
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
     from anymal.atomic import create_dir_once
-    from anymal.testing import cache_dir, train_tiny_tokenizer
+    from anymal.testing import cache_dir, tiny_llm_folder
 
-    tok = train_tiny_tokenizer()
-    arch = dict(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        vocab_size=len(tok),
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        tie_word_embeddings=False,
-    )
+    llama = tiny_llm_folder(seed=seed)
+    shape = json.loads((llama / "config.json").read_text())
+    arch = {k: shape[k] for k in LLM_SHAPE_FIELDS}
     key = hashlib.sha256(json.dumps([arch, seed], sort_keys=True).encode()).hexdigest()[:12]
 
     def write(folder: Path) -> None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = Qwen2ForCausalLM(Qwen2Config(**arch))
-        model.save_pretrained(str(folder))
-        tok.save_pretrained(str(folder))
+            Qwen2ForCausalLM(Qwen2Config(**arch)).save_pretrained(str(folder))
+        AutoTokenizer.from_pretrained(str(llama)).save_pretrained(str(folder))
 
     return create_dir_once(cache_dir() / f"qwen2-{key}", write)
 
