@@ -25,6 +25,7 @@ from anymal.atomic import create_dir_once
 from anymal.config import AnyMALConfig, LLMConfig, PluginConfig, QuantizationConfig, config_from_dict, config_to_dict
 from anymal.errors import ConfigError, InputError
 from anymal.fingerprint import fingerprint_module
+from anymal.output_plugin import OutputPlugin
 from anymal.plugin import ModalityPlugin
 from anymal.registry import get_plugin, register_plugin
 
@@ -446,3 +447,112 @@ def manifest_differences(actual: Mapping[str, Any], golden: Mapping[str, Any], a
         if a_val is None or g_val is None or abs(a_val - g_val) > atol:
             problems.append(f"output {stat} {a_val}, golden {g_val} (tolerance {atol})")
     return problems
+
+
+# --- output plugin contract kit -------------------------------------------------------------------------------
+def check_output_plugin_contract(plugin: str | type[OutputPlugin], llm_dim: int = 32, atol: float = 1e-5) -> None:
+    """Runs one output plugin through the contract the core relies on; raises ``AssertionError`` naming what failed.
+
+    Checks: config JSON round trip; trigger tokens and an output field; a trainable head (and a frozen module, if
+    any, rebuilt bit for bit); prepare/collate of the example rows; forward on one state per label; finite named
+    loss terms whose gradient reaches the head and never the frozen module; one decoded value per row; a batch of
+    rows without any trigger (N = 0) at inference; batch-vs-single parity; head save/load round trip (bit-exact);
+    bad labels raise an ``AnyMALError``.
+    """
+    from safetensors.torch import load, save
+
+    from anymal.errors import AnyMALError
+    from anymal.llm import freeze
+    from anymal.output_plugin import TriggerStates
+    from anymal.registry import get_output_plugin
+
+    cls = get_output_plugin(plugin) if isinstance(plugin, str) else plugin
+    name = cls.name
+    config = cls.tiny_config()
+    _check(isinstance(config, cls.config_class), f"{name}: tiny_config() is not a {cls.config_class.__name__}")
+    again = config_from_dict(cls.config_class, json.loads(json.dumps(config_to_dict(config))), name)
+    _check(again == config, f"{name}: config does not survive a JSON round trip")
+    instance = cls(config)
+    _check(bool(instance.tokens), f"{name}: no trigger tokens (set default_tokens or config.tokens)")
+    _check(bool(cls.output_field), f"{name}: output_field is empty (the GenerateOutput attribute, e.g. 'boxes')")
+
+    frozen = instance.build_frozen()
+    if frozen is not None:
+        frozen = freeze(frozen)
+        other = cls(config).build_frozen()
+        _check(
+            other is not None and fingerprint_module(frozen) == fingerprint_module(other),
+            f"{name}: building the frozen module twice from the same config gives different weights (seed it)",
+        )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        head = instance.build_head(llm_dim)
+    params = list(head.parameters())
+    _check(bool(params) and all(p.requires_grad for p in params), f"{name}: head parameters must be trainable")
+
+    rows = instance.example_rows()
+    _check(len(rows) >= 2, f"{name}: example_rows() must give at least two rows")
+    counts = [len(labels) for _, labels in rows]
+    _check(sum(counts) >= 1, f"{name}: example_rows() hold no labels")
+    batch = instance.collate([instance.prepare(row, labels) for row, labels in rows])
+    generator = torch.Generator().manual_seed(0)
+    states = TriggerStates(
+        states=torch.randn(sum(counts), llm_dim, generator=generator).requires_grad_(True),
+        rows=torch.repeat_interleave(torch.arange(len(rows)), torch.tensor(counts)),
+        token=torch.zeros(sum(counts), dtype=torch.long),
+        counts=counts,
+    )
+    outputs = instance.forward(head, frozen, states, batch)
+    losses = instance.loss(outputs, states, batch)
+    _check(bool(losses), f"{name}: loss() returned no terms for labelled rows")
+    for term, value in losses.items():
+        _check(
+            isinstance(value, torch.Tensor) and value.dim() == 0 and bool(torch.isfinite(value)),
+            f"{name}: loss term {term!r} is not a finite scalar tensor",
+        )
+    torch.stack(list(losses.values())).sum().backward()
+    _check(any(p.grad is not None for p in params), f"{name}: the loss gives the head no gradient")
+    if frozen is not None:
+        _check(all(p.grad is None for p in frozen.parameters()), f"{name}: the frozen module received gradients")
+    values = instance.decode(outputs, states, batch)
+    _check(len(values) == len(rows), f"{name}: decode() gave {len(values)} values for {len(rows)} rows")
+
+    with torch.no_grad():
+        bare = instance.collate([instance.prepare(row, None) for row, _ in rows])
+        empty = TriggerStates(
+            torch.zeros(0, llm_dim), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), [0] * len(rows)
+        )
+        values = instance.decode(instance.forward(head, frozen, empty, bare), empty, bare)
+        _check(len(values) == len(rows), f"{name}: with no triggers decode() must still give one value per row")
+
+        first = instance.collate([instance.prepare(rows[0][0], rows[0][1])])
+        alone = TriggerStates(
+            states.states[: counts[0]].detach(), states.rows[: counts[0]], states.token[: counts[0]], [counts[0]]
+        )
+        single = instance.forward(head, frozen, alone, first)
+        batched = instance.forward(head, frozen, states, batch)
+        if isinstance(single, torch.Tensor):
+            _check(
+                torch.allclose(single, batched[: counts[0]], atol=atol, rtol=1e-4),
+                f"{name}: row 0 decodes differently alone than in a batch",
+            )
+        blob = save({k: v.contiguous() for k, v in head.state_dict().items()})
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1)
+            reloaded = instance.build_head(llm_dim)
+        reloaded.load_state_dict(load(blob))
+        again_out = instance.forward(reloaded, frozen, states, batch)
+        if isinstance(again_out, torch.Tensor):
+            _check(torch.equal(again_out, batched), f"{name}: head save/load round trip is not bit-exact")
+
+    row, labels = rows[0]
+    for bad in instance.bad_labels():
+        try:
+            instance.prepare(row, [bad, *labels[1:]])
+        except AnyMALError:
+            continue
+        except Exception as exc:
+            raise AssertionError(
+                f"{name}: bad label {bad!r:.60} raised {type(exc).__name__}, not an AnyMALError"
+            ) from exc
+        raise AssertionError(f"{name}: bad label {bad!r:.60} was accepted; prepare must raise an AnyMALError")
