@@ -337,6 +337,8 @@ def _ying_vlm(size: str) -> PresetSpec:
             "reads the instruction (its BERT word/position embeddings, about 23.8M); anymal's Q-Former reads only "
             "the image (BLIP-2 style), so it builds about 21M fewer",
             "stage II adapts the LLM's W_q, W_v: LoRA on q_proj/v_proj here",
+            "the Q-Former reads the ViT's last hidden states as the image plugin's feature_layer gives them, without "
+            "BLIP-2's final post_layernorm",
             "vision tower: BLIP-2's EVA ViT-g/14 architecture; point model_name at a Blip2VisionModel folder and "
             "set model_config: null to load its weights",
         ],
