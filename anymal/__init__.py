@@ -2,8 +2,16 @@
 
 from anymal.config import AnyMALConfig, LLMConfig, QuantizationConfig
 from anymal.errors import AnyMALError, CheckpointError, ConfigError, DataError, InputError, PluginError
+from anymal.output_plugin import OutputPlugin, OutputPluginConfig, RowInputs, TriggerStates
 from anymal.plugin import AlignmentTask, ModalityPlugin, PluginConfig, PretrainingTask
-from anymal.registry import get_plugin, list_plugins, register_plugin, unregister_plugin
+from anymal.registry import (
+    get_output_plugin,
+    get_plugin,
+    list_output_plugins,
+    list_plugins,
+    register_plugin,
+    unregister_plugin,
+)
 
 __version__ = "0.1.0"
 
@@ -39,11 +47,17 @@ __all__ = [
     "InputError",
     "LLMConfig",
     "ModalityPlugin",
+    "OutputPlugin",
+    "OutputPluginConfig",
     "PluginConfig",
     "PluginError",
     "PretrainingTask",
     "QuantizationConfig",
+    "RowInputs",
+    "TriggerStates",
+    "get_output_plugin",
     "get_plugin",
+    "list_output_plugins",
     "list_plugins",
     "load_pretrained",
     "register_plugin",
