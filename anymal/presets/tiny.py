@@ -27,6 +27,7 @@ TINY_BLIP2_VISION = {  # BLIP-2's vision tower class at test scale (32 px, 8 px 
     "num_attention_heads": 2,
     "image_size": 32,
     "patch_size": 8,
+    "initializer_range": 0.02,  # Blip2VisionConfig's default (1e-10) draws weights that make the features about zero
 }
 # options that carry a preset's structure into the tiny size
 STRUCTURAL = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import tempfile
 from collections.abc import Callable
@@ -209,7 +210,9 @@ class HFVisionTower(nn.Module):
         return block.layer_norm1
 
     def run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        out = block(x, None)
+        # CLIP and SigLIP layers take an attention mask (none for images), BLIP-2's take only the hidden states
+        takes_mask = "attention_mask" in inspect.signature(block.forward).parameters
+        out = block(x, attention_mask=None) if takes_mask else block(x)
         return out[0] if isinstance(out, tuple) else out
 
     def select(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -95,3 +95,35 @@ def test_qformer_projector_gives_num_tokens_per_image(photo):
     out = model.modality_tokens({"image": model.preprocess("image", [photo, photo])})[0]
     assert out.shape == (2, 4, 32)
     assert type(model.projectors["image"].qformer).__name__ == "Blip2QFormerModel"
+
+
+TINY_HF = {
+    "clip": {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3,
+             "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+    "blip2": {"model_type": "blip_2_vision_model", "hidden_size": 32, "intermediate_size": 64,
+              "num_hidden_layers": 3, "num_attention_heads": 2, "image_size": 32, "patch_size": 8,
+              "initializer_range": 0.02},  # BLIP-2's default 1e-10 draws a tower that outputs about zero
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("tower", ["open_clip", "clip", "blip2"])
+@pytest.mark.parametrize(("feature_layer", "keep_cls"), [(-2, False), (-1, True)])
+def test_adapted_vit_at_init_reproduces_the_towers_own_features(tower, feature_layer, keep_cls):
+    """Stem, then the blocks up to the feature layer, then the token selection: with W_u = 0 this is exactly what
+    the tower returns, for open_clip and transformers towers (CLIP, BLIP-2)."""
+    from anymal_image.adapters import AdaptedViT
+    from anymal_image.encoders import build_tower
+
+    options = {"feature_layer": feature_layer, "keep_cls_token": keep_cls}
+    if tower != "open_clip":
+        options.update(backend="hf", model_name=f"tiny-{tower}", pretrained=None, model_config=TINY_HF[tower])
+    built = build_tower(dataclasses.replace(ImagePlugin.tiny_config(), **options)).eval()
+    adapted = AdaptedViT(built, bottleneck=4, activation="silu")
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = built(pixels)
+        assert expected.shape[1] == built.n_tokens == 16 + int(keep_cls)
+        assert torch.allclose(adapted(built.stem(pixels)), expected, atol=1e-6)
+        adapted.adapters[0].up.weight.fill_(0.5)
+        assert not torch.allclose(adapted(built.stem(pixels)), expected, atol=1e-3)
+        assert torch.allclose(built(pixels), expected)  # the tower's own forward never runs the adapters
