@@ -62,7 +62,8 @@ def test_chat_over_stdin_in_a_real_process(saved, tmp_path):
         "<image><imu>Describe this.", image=str(image), imu=(samples, 50.0), max_new_tokens=6, do_sample=False
     ).text
     assert f"[image attached: {image}]" in lines and f"[imu attached: {imu_path}]" in lines
-    assert expected in lines  # the streamed answer, on its own line, the same as the library's generate
+    # the streamed answer, on its own line, the same as the library's generate
+    assert expected in lines, f"expected {expected!r} in:\n{done.stdout}\n{done.stderr[-3000:]}"
     assert any(line.startswith("error: this model has no audio modality") for line in lines)
     assert any("no such file" in line and "missing.mp4" in line for line in lines)
     assert "error: usage: /imu PATH RATE" in lines
