@@ -118,6 +118,19 @@ def _stop_field(body: dict[str, Any], limit: int) -> list[str]:
     return stops
 
 
+async def _unless_gone(request: Request, waiting: Any, job: Job) -> Any:
+    """Awaits ``waiting``; should the client disconnect meanwhile, cancels ``job`` (a queued job is dropped, a
+    running row ends at its next token) so that no one computes an answer nobody will read."""
+    task = asyncio.ensure_future(waiting)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=0.25)
+        if done:
+            return task.result()
+        if await request.is_disconnected():
+            job.cancelled.set()
+            return await task
+
+
 def create_app(model: Any, settings: ServerSettings | None = None) -> Any:
     """The ASGI application serving ``model`` (an :class:`anymal.AnyMAL`)."""
     settings = settings or ServerSettings()
@@ -286,7 +299,7 @@ def create_app(model: Any, settings: ServerSettings | None = None) -> Any:
         if not stream:
             if output is None:
                 try:
-                    output = await asyncio.wrap_future(future)
+                    output = await _unless_gone(request, asyncio.wrap_future(future), job)
                 except Exception as exc:
                     raise failure(exc) from None
             response = {
@@ -304,7 +317,7 @@ def create_app(model: Any, settings: ServerSettings | None = None) -> Any:
         if future is not None:
             future.add_done_callback(lambda _: loop.call_soon_threadsafe(pieces.put_nowait, end))
             # wait for the first piece so that bad media (found in the worker) still get a 400 status, not a 200
-            first = await pieces.get()
+            first = await _unless_gone(request, pieces.get(), job)
             if first is end:
                 try:
                     future.result()

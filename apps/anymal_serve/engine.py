@@ -97,6 +97,7 @@ class Engine:
         self.batch_wait_s = batch_wait_s
         self.generate_calls = 0  # how many generate calls the jobs took (fewer than jobs when batched)
         self.batch_sizes: collections.Counter[int] = collections.Counter()
+        self.dropped = 0  # jobs whose client left before their batch started
         self._pending = 0
         self._lock = threading.Lock()
         self._queue: queue.Queue[_Item | None] = queue.Queue()
@@ -233,6 +234,10 @@ class Engine:
             ready: list[_Item] = []
             inputs: list[dict[str, list[Any]]] = []
             for item in batch:
+                if item.job.cancelled.is_set():  # its client left while it waited: nothing to compute
+                    self.dropped += 1
+                    self._finish(item, exc=APIError("the client closed the request", status=499, code="cancelled"))
+                    continue
                 try:
                     inputs.append(self._inputs(item.job, tmp))
                     ready.append(item)

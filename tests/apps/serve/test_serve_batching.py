@@ -8,6 +8,8 @@ request never holds up or breaks the others.
 from __future__ import annotations
 
 import base64
+import json
+import socket
 import threading
 import time
 
@@ -225,3 +227,50 @@ def test_the_command_line_sets_the_limits(monkeypatch, saved_model):
     with TestClient(seen["app"]) as http:
         response = http.post("/v1/chat/completions", json={"messages": _user(), "max_tokens": 10})
     assert response.status_code == 400 and response.json()["error"]["code"] == "max_tokens_too_large"
+
+
+def _send_and_leave(url, body, after_s):
+    """Sends a chat request over a raw socket and closes the connection ``after_s`` later, unanswered."""
+    host, port = url.removeprefix("http://").split(":")
+    data = json.dumps(body).encode()
+    head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(f"{head}Content-Length: {len(data)}\r\n\r\n".encode() + data)
+        time.sleep(after_s)
+
+
+class _PassAll:  # an output classifier that passes everything: streams then release whole sentences only
+    name = "pass"
+
+    def check(self, kind, value):
+        return None
+
+
+def _wait_idle(engine, limit_s):
+    start = time.monotonic()
+    while engine._pending and time.monotonic() - start < limit_s:
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def test_a_client_that_leaves_before_its_answer_costs_nothing_more(model):
+    scripted = Scripted(model, "word " * 60, delay_s=0.04)  # a full answer takes about 2.4 s; no sentence ends
+    app = create_app(scripted, ServerSettings(max_batch=1, safety=[_PassAll()]))
+    engine = app.app.state.engine
+    body = {"messages": _user(), "max_tokens": 100}
+    with running(app) as url:
+        client = _client(url)
+        calls = engine.generate_calls
+        first = threading.Thread(target=lambda: client.chat.completions.create(model="anymal", **body))
+        first.start()
+        time.sleep(0.2)
+        _send_and_leave(url, body, after_s=0.5)  # queued behind the first, gone before its turn
+        first.join(30)
+        _wait_idle(engine, 5)
+        assert engine.dropped == 1 and engine.generate_calls == calls + 1  # the left request never ran
+        # a stream that leaves while waiting for its first sentence: its row ends at the next token
+        start = time.monotonic()
+        _send_and_leave(url, {**body, "stream": True}, after_s=0.4)
+        idle = 0.4 + _wait_idle(engine, 5)
+    assert idle < 1.6, f"the row ran on for {idle:.2f} s after its client left (a full answer takes about 2.4 s)"
+    assert time.monotonic() - start < 5
