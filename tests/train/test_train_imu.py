@@ -74,8 +74,10 @@ def test_imu_recipe_names_the_activity_of_held_out_recordings(stories260k_path, 
     print(f"\n12 held-out BasicMotions recordings (chance 25%): free generation names the activity "
           f"{names['accuracy']:.1%} (none named: {names['names_none']:.1%}); likelihood ranking "
           f"{classify['accuracy']:.1%}")  # fmt: skip
-    assert names["accuracy"] >= 0.75, names  # 9 of 12 recordings
-    assert classify["accuracy"] >= 0.75, classify
+    # the recipe measured 71 of 72 right both ways over 6 such splits (seeds 0-5); the old recipe, 50% generating
+    assert names["accuracy"] >= 10 / 12, names
+    assert names["names_several"] == 0.0, names  # never hedges between activities
+    assert classify["accuracy"] >= 10 / 12, classify
 
     # the saved checkpoint scores the same as the in-memory model did (what `python -m anymal.eval` would report)
     model = AnyMAL.from_pretrained(str(run["result"].final_checkpoint)).eval()
