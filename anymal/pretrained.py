@@ -289,4 +289,25 @@ def compose_pretrained(
     model = model_class(config, tokenizer=tokenizer) if tokenizer is not None else model_class(config)
     for name, path, source_name in sources:
         load_plugin(model, name, path, source_name=source_name, check_fingerprints=check_fingerprints)
+    _compose_outputs(model, [path for _, path, _ in sources], check_fingerprints)
     return model
+
+
+def _compose_outputs(model, folders: list[Path], check_fingerprints: bool) -> None:
+    """Adds every output plugin (head, token rows) stored in ``folders`` to a composed model; one name twice is
+    refused rather than silently keeping one of them."""
+    seen: dict[str, Path] = {}
+    for folder in dict.fromkeys(folders):
+        contents = read_checkpoint(folder)
+        for name, record in contents.outputs.items():
+            if name in seen:
+                raise ConfigError(f"init_from: output plugin {name!r} is in both {seen[name]} and {folder}")
+            seen[name] = folder
+            if check_fingerprints:
+                check_llm(record.llm, model.config.llm.name_or_path, llm_fingerprint(model), record.source)
+            try:
+                config = AnyMALConfig.from_dict({"outputs": {name: record.config}}).outputs[name]
+            except ConfigError as exc:
+                raise CheckpointError(f"{record.source}: {exc}") from None
+            model.add_output(name, config)
+            load_output(model, record, check_fingerprints)

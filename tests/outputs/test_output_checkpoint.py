@@ -82,3 +82,13 @@ def test_a_damaged_or_missing_output_folder_is_refused(loc_model, tmp_path):
     (tmp_path / "other" / "config.json").write_text(json.dumps({**config, "outputs": ["seg"]}))
     with pytest.raises(CheckpointError, match="lists output 'seg'"):
         AnyMAL.from_pretrained(tmp_path / "other")
+
+
+def test_composing_checkpoints_keeps_their_output_plugins(loc_model, tmp_path):
+    from anymal.pretrained import compose_pretrained
+
+    loc_model.save_pretrained(tmp_path / "ckpt")
+    composed = compose_pretrained(AnyMAL, [str(tmp_path / "ckpt")])
+    assert list(composed.output_plugins) == ["loc"]
+    for key, value in loc_model.trainable_state_dict().items():
+        assert torch.equal(value, composed.trainable_state_dict()[key]), key
