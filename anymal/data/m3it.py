@@ -254,13 +254,20 @@ class M3ITCollection:
 
 
 def read_m3it_tasks(
-    source: str | os.PathLike, on_error: str = "raise", media_root: str | os.PathLike | None = None, **kwargs: Any
+    source: str | os.PathLike,
+    on_error: str = "raise",
+    media_root: str | os.PathLike | None = None,
+    resample_instructions: bool | None = None,
+    **kwargs: Any,
 ) -> M3ITCollection:
     """The training records of an M3IT collection manifest (data kind ``m3it_tasks``); ``media_root`` overrides
-    the folder its task paths are relative to (default: the manifest's)."""
+    the folder its task paths are relative to (default: the manifest's), ``resample_instructions`` the manifest's
+    setting (``anymal.eval`` reads each instance's stored instruction)."""
     if isinstance(source, Sequence) and not isinstance(source, str | bytes):
         raise DataError("m3it_tasks: expected one collection manifest file, not a list")
     config, base = load_collection(source)
+    if resample_instructions is not None:
+        config = dataclasses.replace(config, resample_instructions=resample_instructions)
     return M3ITCollection(config, Path(media_root) if media_root else base, on_error=on_error, **kwargs)
 
 

@@ -14,7 +14,7 @@ The eval schema (JSONL, a JSON list, CSV/TSV or parquet; one row per question)::
 
 ``question`` is put into the task's prompt template (e.g. VQAv2 adds "Answer the question using a single word or
 phrase."); ``prompt`` is used as it is. Placeholders (``<image>``) may appear in either; without one, the media's
-tokens go first. Rows in a training layout (``pairs``, ``llava``, ``m3it``, ``conversations``; see
+tokens go first. Rows in a training layout (``pairs``, ``llava``, ``m3it``, ``m3it_tasks``, ``conversations``; see
 :mod:`anymal.data`) are read with those readers: the last user turn is the prompt and the assistant's answer the
 reference. Malformed rows raise a :class:`anymal.DataError` naming file, line and field.
 """
@@ -35,7 +35,7 @@ from anymal.data.rows import Row, iter_rows
 from anymal.errors import DataError
 from anymal.records import MediaRef
 
-DATA_KINDS = ("eval", "pairs", "llava", "m3it", "conversations")
+DATA_KINDS = ("eval", "pairs", "llava", "m3it", "m3it_tasks", "conversations")
 REFERENCE_KEYS = ("answers", "references", "answer", "caption", "captions")
 
 
@@ -231,6 +231,8 @@ def read_eval_items(
             reader_kwargs["media_root"] = media_root
         if kind == "conversations":
             reader_kwargs.setdefault("modalities", list(modalities))
+        if kind == "m3it_tasks":  # an M3IT collection manifest: each instance's stored instruction, not a draw
+            reader_kwargs.setdefault("resample_instructions", False)
         return _from_examples(read_dataset(kind, source, **reader_kwargs))
     row_format = EvalFormat(modalities, media_root)
     items: list[EvalItem] = []

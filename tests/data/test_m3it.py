@@ -156,6 +156,29 @@ def test_eval_rows_for_the_held_out_tasks_score_with_rouge_l(collection):
     assert result["n_items"] == 2 and 0.0 <= result["metrics"]["rouge_l"] <= 1.0
 
 
+def test_eval_cli_reads_a_collection_manifest_with_stored_instructions(collection, tmp_path):
+    from anymal.eval.__main__ import main
+    from anymal.eval.items import read_eval_items
+    from anymal.testing import tiny_anymal
+
+    data = yaml.safe_load(collection.read_text())
+    manifest = collection.parent / "held_out.yaml"
+    manifest.write_text(yaml.safe_dump({**data, "held_out": "only"}))
+    items = read_eval_items(manifest, kind="m3it_tasks")
+    assert [i.id for i in items] == ["winoground:1", "winoground:2"]
+    assert (
+        items[0].prompt
+        == "<image>\nDoes the caption match the image? Answer yes or no.\nTwo cats lying on a pink couch."
+    )
+    assert items[0].references == ["Yes."]
+    tiny_anymal(("image",)).save_pretrained(tmp_path / "model")
+    out = tmp_path / "scores.json"
+    argv = ["--model", str(tmp_path / "model"), "--task", "m3it", "--data", str(manifest), "--data-kind", "m3it_tasks"]
+    assert main([*argv, "--out", str(out), "--no-progress", "--max-new-tokens", "2"]) == 0
+    scores = json.loads(out.read_text())
+    assert scores["n_items"] == 2 and 0.0 <= scores["metrics"]["rouge_l"] <= 1.0
+
+
 @pytest.mark.integration  # a training subprocess: make test-integration
 def test_tiny_ying_vlm_trains_on_the_collection_through_the_cli_and_generates(
     collection, tmp_path, assets, stories260k_path
