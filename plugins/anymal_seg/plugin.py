@@ -158,8 +158,8 @@ class SegPlugin(OutputPlugin):
                 f"{self.config.modality!r} input to segment"
             )
         used = sorted(set(rows))
-        frozen_device = next(frozen.parameters()).device
-        pixels = torch.stack([batch["pixels"][r] for r in used]).to(frozen_device)
+        weight = next(frozen.parameters())  # SAM's image encoder may sit in bf16 on a GPU
+        pixels = torch.stack([batch["pixels"][r] for r in used]).to(weight.device, weight.dtype)
         embeddings = self.cache.get_many([batch["keys"][r] for r in used], pixels, frozen)
         index = {r: i for i, r in enumerate(used)}
         per_occurrence = embeddings[[index[r] for r in rows]].to(device)
