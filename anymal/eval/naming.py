@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from anymal.eval.items import EvalItem
-from anymal.eval.tasks import Task
+from anymal.eval.tasks import TASKS, Task
 
 
 def named_labels(text: str, labels: Sequence[str]) -> list[str]:
@@ -34,15 +34,11 @@ def _score(item: EvalItem, prediction: str, settings: dict[str, Any]) -> dict[st
 
 
 def _aggregate(items: Sequence[EvalItem], records: Sequence[dict[str, Any]], settings: dict[str, Any]) -> dict:
-    per_class: dict[str, list[bool]] = {}
-    for record in records:
-        per_class.setdefault(record["label"], []).append(bool(record["correct"]))
     n = len(records)
     return {
-        "accuracy": sum(bool(r["correct"]) for r in records) / n if n else 0.0,
+        **TASKS["classify"].aggregate(items, records),  # accuracy and per-class accuracy, from label and correct
         "names_none": sum(not r["named"] for r in records) / n if n else 0.0,
         "names_several": sum(len(r["named"]) > 1 for r in records) / n if n else 0.0,
-        "per_class_accuracy": {k: sum(v) / len(v) for k, v in sorted(per_class.items())},
     }
 
 
