@@ -28,7 +28,7 @@ from anymal.testing import tiny_llm_folder
 from anymal_image import ImagePlugin
 
 SIZE = 64
-TRAIN, HELDOUT, STEPS = 2000, 100, 1000
+TRAIN, HELDOUT, STEPS = 2000, 100, 1200
 
 
 def _config(folder: Path, train: Path) -> dict:
@@ -61,7 +61,7 @@ def _config(folder: Path, train: Path) -> dict:
         "lora": {"rank": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]},
         "max_steps": STEPS,
         "batch_size": 32,
-        "lr": 3e-3,
+        "lr": 4e-3,
         "log_every": 100,
         "seed": 0,
     }
