@@ -38,7 +38,9 @@ def parse_labels(value: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    tasks = "; ".join(f"{t.name}: {t.description}" for t in TASKS.values()) + "; rec: REC Acc@0.5 (anymal_box)"
+    tasks = "; ".join(f"{t.name}: {t.description}" for t in TASKS.values()) + (
+        "; rec: REC Acc@0.5 (anymal_box); names: the generation names the row's label and no other of --labels"
+    )
     parser = argparse.ArgumentParser(prog="python -m anymal.eval", description=__doc__.split("\n\n")[1],
                                      epilog=f"tasks: {tasks}")  # fmt: skip
     parser.add_argument("--model", required=True, help="an anymal checkpoint folder (save_pretrained / train's final)")

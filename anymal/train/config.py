@@ -68,7 +68,7 @@ class DataSpec:
 class EvalTaskSpec:
     """A task scored on the in-memory model during training (``anymal.eval``), every ``eval_every`` steps and at
     the end: ``task`` is a name of ``anymal.eval.TASKS`` (caption, vqav2, gqa, anls, m3it, mmbench, classify,
-    rec), ``data`` its file in the eval schema, ``labels`` the label set of ``classify``."""
+    rec, names), ``data`` its file in the eval schema, ``labels`` the label set of ``classify`` and ``names``."""
 
     task: str = ""
     data: str = ""
