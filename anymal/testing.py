@@ -157,14 +157,23 @@ def tiny_anymal(
     quantization: str = "none",
     apply_chat_template: bool = False,
     seed: int = 0,
+    outputs: Iterable[str] | Mapping[str, Any] = (),
 ):
-    """A ready tiny AnyMAL: ``llm`` is a local HF folder (e.g. stories260K) or ``None`` for a random tiny LLaMA."""
+    """A ready tiny AnyMAL: ``llm`` is a local HF folder (e.g. stories260K) or ``None`` for a random tiny LLaMA.
+
+    ``outputs`` adds output plugins: names (each with its ``tiny_config()``) or a mapping of name to config.
+    """
     from anymal.modeling import AnyMAL
+    from anymal.registry import get_output_plugin
 
     if isinstance(plugins, Mapping):
         modalities = dict(plugins)
     else:
         modalities = {name: get_plugin(name).tiny_config() for name in plugins}
+    if isinstance(outputs, Mapping):
+        heads = dict(outputs)
+    else:
+        heads = {name: get_output_plugin(name).tiny_config() for name in outputs}
     llm_path = str(llm) if llm is not None else str(tiny_llm_folder(tokenizer))
     config = AnyMALConfig(
         llm=LLMConfig(
@@ -175,6 +184,7 @@ def tiny_anymal(
         ),
         modalities=modalities,
         seed=seed,
+        outputs=heads,
     )
     return AnyMAL(config)
 

@@ -79,3 +79,9 @@ def test_output_and_modality_names_and_tokens_do_not_collide():
     model.add_output("loc", {})
     with pytest.raises(ConfigError, match="already the trigger of 'loc'"):
         model.add_output("loc2", {"plugin_type": "loc"})
+
+
+def test_tiny_anymal_builds_output_plugins_from_their_tiny_configs():
+    model = tiny_anymal(("image",), outputs=("loc",))
+    assert list(model.output_plugins) == ["loc"] and model.config.outputs["loc"].projection_dim == 16
+    assert model.trigger_ids["loc"] == [base_modules(model.llm)[0].weight.shape[0]]
