@@ -49,10 +49,12 @@ def register_open_clip_architecture(model_config: dict[str, Any], prefix: str = 
     digest = hashlib.sha256(json.dumps(model_config, sort_keys=True).encode()).hexdigest()[:12]
     name = f"{prefix}-{digest}"
     if open_clip.get_model_config(name) is None:
-        folder = Path(tempfile.gettempdir()) / "anymal-open-clip-configs"
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{name}.json"
-        path.write_text(json.dumps(model_config))
+        from anymal.atomic import atomic_write_file
+
+        # one rename: a second process building the same architecture never reads a half-written file
+        path = Path(tempfile.gettempdir()) / "anymal-open-clip-configs" / f"{name}.json"
+        text = json.dumps(model_config)
+        atomic_write_file(path, lambda tmp: tmp.write_text(text))
         open_clip.add_model_config(path)
     return name
 
