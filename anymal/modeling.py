@@ -137,8 +137,11 @@ class AnyMAL(GenerationMixin, nn.Module):
             self.output_frozen[name] = freeze(frozen).to(device)
         self.heads[name] = plugin.build_head(llm_hidden_size(self.llm)).to(device)
         embed, head = base_modules(self.llm)
-        tied = bool(getattr(self.llm.config, "tie_word_embeddings", False)) or weight_of(head) is weight_of(embed)
-        rows = TokenRows(plugin.tokens, weight_of(embed), None if tied else weight_of(head))
+        # the new tokens get separate input and output rows even when the LLM ties its embeddings: a tied row is
+        # pushed large to predict its own token and then, as the next position's input, swamps the residual stream,
+        # so what follows a trigger (e.g. the end of the answer) stays unlearnable (measured on stories260K: EOS
+        # NLL after [LOC] 15.4 tied vs 5.5 untied after 200 steps; [LOC] itself 0.27 vs 0.02)
+        rows = TokenRows(plugin.tokens, weight_of(embed), weight_of(head))
         self.token_rows[name] = rows.to(device)
         self.output_plugins[name] = plugin
         self.config.outputs[name] = output_config

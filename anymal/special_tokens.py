@@ -29,8 +29,9 @@ def weight_of(module: nn.Module) -> torch.Tensor:
 
 
 class TokenRows(nn.Module):
-    """``k`` new tokens' input-embedding rows (``embed``) and LM-head rows (``head``; the same tensor when the
-    LLM ties its embeddings), initialised to the mean of the base rows as u-LLaVA initialises its new tokens."""
+    """``k`` new tokens' input-embedding rows (``embed``) and LM-head rows (``head``; the same tensor when
+    ``base_head`` is None), initialised to the mean of the base rows as u-LLaVA initialises its new tokens.
+    :class:`anymal.AnyMAL` always gives them separate rows, even on an LLM that ties its embeddings."""
 
     def __init__(self, tokens: Sequence[str], base_embed: torch.Tensor, base_head: torch.Tensor | None) -> None:
         super().__init__()

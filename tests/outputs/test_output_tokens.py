@@ -85,3 +85,39 @@ def test_tiny_anymal_builds_output_plugins_from_their_tiny_configs():
     model = tiny_anymal(("image",), outputs=("loc",))
     assert list(model.output_plugins) == ["loc"] and model.config.outputs["loc"].projection_dim == 16
     assert model.trigger_ids["loc"] == [base_modules(model.llm)[0].weight.shape[0]]
+
+
+def test_on_a_tied_llm_the_trigger_gets_its_own_output_row_so_what_follows_it_is_learnable(one_thread):
+    """stories260K ties its embeddings. Trained on ``... [LOC]</s>``, a shared row grows to predict ``[LOC]`` and then,
+    as the next input, swamps the state that must predict the end of the answer (EOS NLL stayed near 18 after 100
+    steps); separate rows learn both."""
+    from anymal.testing import require_asset
+
+    model = tiny_anymal(("image",), llm=require_asset("models/stories260K_hf"), outputs=("loc",))
+    assert model.llm.config.tie_word_embeddings
+    rows = model.rows_of("loc")
+    assert rows.head is not rows.embed
+
+    tok, trigger = model.tokenizer, model.trigger_ids["loc"][0]
+    ids, labels = [], []
+    for word in ("cat", "dog", "red ball", "tree", "big house", "girl", "sun", "blue car"):
+        prompt = tok(f"Where is the {word}?").input_ids
+        ids.append([*prompt, trigger, tok.eos_token_id])
+        labels.append([-100] * len(prompt) + [trigger, tok.eos_token_id])
+    optimizer = torch.optim.AdamW(rows.parameters(), lr=3e-3, weight_decay=0.0)
+
+    def nll_of(token: int) -> torch.Tensor:
+        out = model(input_ids=ids, labels=labels, return_labels=True)
+        logp = out.logits.float().log_softmax(-1)
+        nll = -logp.gather(-1, out.labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return nll[out.labels == token].mean(), nll[out.labels != -100].mean()
+
+    eos_before = nll_of(tok.eos_token_id)[0].item()
+    for _ in range(100):
+        optimizer.zero_grad()
+        nll_of(tok.eos_token_id)[1].backward()
+        optimizer.step()
+    with torch.no_grad():
+        eos_after, trigger_after = nll_of(tok.eos_token_id)[0].item(), nll_of(trigger)[0].item()
+    assert trigger_after < 1.0
+    assert eos_after < eos_before - 10.0, (eos_before, eos_after)
