@@ -106,8 +106,12 @@ class Engine:
         self._thread = threading.Thread(target=self._loop, name="anymal-generate", daemon=True)
         self._thread.start()
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = 60.0) -> None:
+        """Stops the worker after the jobs already queued and waits for it: a daemon thread still inside torch when
+        the interpreter exits aborts the process ("terminate called without an active exception")."""
         self._queue.put(None)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     # --- the request side ------------------------------------------------------------------------------
     def submit(self, job: Job) -> Future:
