@@ -12,8 +12,12 @@ scenes evidence of grounding rather than of a prior.
 
 from __future__ import annotations
 
+import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -113,3 +117,37 @@ def scenes(
         scene = make_scene(rng.getrandbits(32), size, shapes, *radius)
         out.append((scene, rng.choice(scene.objects)))
     return out
+
+
+def write_trigger_rows(
+    folder: Path,
+    split: str,
+    scene_pairs: list[tuple[Scene, SceneObject]],
+    prompt: Callable[[str], str],
+    answer: str,
+    targets: Callable[[SceneObject], dict[str, Any]],
+    extra: Callable[[SceneObject], dict[str, Any]] | None = None,
+) -> Path:
+    """Writes ``folder/<split>.jsonl`` training rows for an output plugin (``python -m anymal.train``'s conversation
+    schema with ``targets``) and their PNGs under ``folder/media``: per (scene, referred object), the user turn
+    ``prompt(expression)``, the assistant turn ``answer`` (its trigger tokens) and ``targets(object)`` as labels;
+    ``extra(object)`` adds fields (e.g. the expression) for scoring."""
+    media = folder / "media"
+    media.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{split}.jsonl"
+    with path.open("w") as handle:
+        for n, (scene, target) in enumerate(scene_pairs):
+            image = media / f"{split}-{n:04d}.png"
+            scene.image.save(image)
+            row: dict[str, Any] = {
+                "id": f"{split}-{n}",
+                "media": {"image": [str(image)]},
+                "conversations": [
+                    {"role": "user", "content": prompt(target.expression)},
+                    {"role": "assistant", "content": answer},
+                ],
+                "targets": targets(target),
+                **(extra(target) if extra is not None else {}),
+            }
+            handle.write(json.dumps(row) + "\n")
+    return path

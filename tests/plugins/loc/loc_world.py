@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from anymal_box import Boxes, PixelFrame, paired_iou
-from anymal_demo.world.grounding import scenes
+from anymal_demo.world.grounding import scenes, write_trigger_rows
 
 ANSWER = "[LOC]"
 
@@ -25,24 +25,8 @@ def prompt(expression: str) -> str:
 
 def write_split(folder: Path, split: str, count: int, seed: int, size: int = 64, shapes: int = 1) -> Path:
     """``<split>.jsonl`` rows (conversation schema with ``targets``) and their PNGs under ``folder/media``."""
-    media = folder / "media"
-    media.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{split}.jsonl"
-    with path.open("w") as handle:
-        for n, (scene, target) in enumerate(scenes(count, seed, size, shapes)):
-            image = media / f"{split}-{n:04d}.png"
-            scene.image.save(image)
-            row: dict[str, Any] = {
-                "id": f"{split}-{n}",
-                "media": {"image": [str(image)]},
-                "conversations": [
-                    {"role": "user", "content": prompt(target.expression)},
-                    {"role": "assistant", "content": ANSWER},
-                ],
-                "targets": {"loc": [list(target.box)]},
-            }
-            handle.write(json.dumps(row) + "\n")
-    return path
+    pairs = scenes(count, seed, size, shapes)
+    return write_trigger_rows(folder, split, pairs, prompt, ANSWER, lambda target: {"loc": [list(target.box)]})
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

@@ -7,12 +7,10 @@ Training and held-out scenes come from different seeds; held-out rows keep the m
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 from anymal_box import encode_mask
-from anymal_demo.world.grounding import scenes
+from anymal_demo.world.grounding import scenes, write_trigger_rows
 
 ANSWER = "[SEG]"
 
@@ -23,22 +21,12 @@ def prompt(expression: str) -> str:
 
 def write_split(folder: Path, split: str, count: int, seed: int, size: int = 64, shapes: int = 2) -> Path:
     """``<split>.jsonl`` rows (conversation schema with ``targets``) and their PNGs under ``folder/media``."""
-    media = folder / "media"
-    media.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{split}.jsonl"
-    with path.open("w") as handle:
-        for n, (scene, target) in enumerate(scenes(count, seed, size, shapes)):
-            image = media / f"{split}-{n:04d}.png"
-            scene.image.save(image)
-            row: dict[str, Any] = {
-                "id": f"{split}-{n}",
-                "media": {"image": [str(image)]},
-                "conversations": [
-                    {"role": "user", "content": prompt(target.expression)},
-                    {"role": "assistant", "content": ANSWER},
-                ],
-                "targets": {"seg": [encode_mask(target.mask)]},
-                "expression": target.expression,
-            }
-            handle.write(json.dumps(row) + "\n")
-    return path
+    return write_trigger_rows(
+        folder,
+        split,
+        scenes(count, seed, size, shapes),
+        prompt,
+        ANSWER,
+        targets=lambda target: {"seg": [encode_mask(target.mask)]},
+        extra=lambda target: {"expression": target.expression},
+    )
