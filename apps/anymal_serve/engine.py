@@ -73,7 +73,16 @@ def _has_output_plugins(model: Any) -> bool:
 
 def _json_ready(value: Any) -> Any:
     """Decoded outputs as JSON: boxes (``anymal_box.Boxes``) as ``[[x1, y1, x2, y2], ...]`` in their frame (the
-    original image's pixels, as ``generate`` returns them), tensors and arrays as nested lists."""
+    original image's pixels, as ``generate`` returns them), masks (``anymal_seg.Masks``) as COCO RLEs with their
+    scores and boxes (a photo's bool mask as nested lists would be megabytes), tensors and arrays as nested lists."""
+    if all(hasattr(value, name) for name in ("data", "scores", "boxes", "frame")):
+        from anymal_box import encode_mask
+
+        return {
+            "rle": [encode_mask(mask) for mask in value.data],
+            "scores": _json_ready(value.scores),
+            "boxes": _json_ready(value.boxes()),
+        }
     if hasattr(value, "xyxy"):
         return _json_ready(value.xyxy)
     if hasattr(value, "tolist"):

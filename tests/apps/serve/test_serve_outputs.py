@@ -69,3 +69,26 @@ def test_a_real_loc_head_boxes_in_the_response(tmp_path):
     boxes = result.choices[0].message.model_extra["boxes"]
     assert boxes == _json_ready(expected.outputs["boxes"][0]) and len(boxes) == 1 and len(boxes[0]) == 4
     assert "[LOC]" in result.choices[0].message.content
+
+
+def test_masks_travel_as_coco_rle_that_decodes_to_the_same_pixels():
+    """A [SEG] answer's masks (anymal_seg.Masks, bool [n, H, W] over the photo) become COCO RLEs with their scores and
+    boxes: as nested lists one 640x480 mask would be megabytes of JSON."""
+    import json
+
+    import numpy as np
+
+    from anymal_box import decode_segmentation
+    from anymal_seg import Masks
+    from anymal_serve.engine import _json_ready
+
+    data = np.zeros((2, 480, 640), dtype=bool)
+    data[0, 100:300, 50:250] = True
+    data[1, 10:20, 600:640] = True
+    ready = _json_ready(Masks(data, PixelFrame(640, 480), np.array([0.9, 0.5])))
+    text = json.dumps(ready)
+    assert len(text) < 2000
+    for rle, mask in zip(ready["rle"], data):
+        assert np.array_equal(decode_segmentation(rle, 480, 640).astype(bool), mask)
+    assert ready["boxes"] == [[50.0, 100.0, 250.0, 300.0], [600.0, 10.0, 640.0, 20.0]]
+    assert ready["scores"] == pytest.approx([0.9, 0.5])
