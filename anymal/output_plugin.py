@@ -137,6 +137,22 @@ class OutputPlugin(abc.ABC):
         fingerprint checked on load like an input plugin's encoder. Default: none."""
         return None
 
+    # --- memory planning (:mod:`anymal.plan`) -------------------------------------------------------------
+    def architecture_config(self) -> OutputPluginConfig:
+        """This plugin's config with every pointer at weights replaced by the architecture it names, so that
+        :meth:`build_head` and :meth:`build_frozen` can run on the meta device (shapes only, nothing read but
+        small config files). The memory planner builds output plugins this way. Default: the config itself (a
+        plugin whose modules are built from numbers in its config). Raise :class:`ConfigError` naming the field
+        when the architecture cannot be known offline."""
+        return self.config
+
+    def planned_workspace_bytes(self, rows: int, dtype_bytes: int) -> int:
+        """Peak transient memory, in bytes, of :meth:`forward` over ``rows`` batch rows (each with a trigger) on
+        top of what it keeps for backward, for the memory planner: e.g. a frozen image encoder's attention
+        blocks. ``dtype_bytes``: the activations' element size (2 under bf16/fp16 autocast). Default 0: a small
+        head whose transients are negligible next to the LLM's."""
+        return 0
+
     # --- data ----------------------------------------------------------------------------------------------
     def prepare(self, row: RowInputs, labels: Sequence[Any] | None) -> Any:
         """One row's data for this plugin: ``labels`` has one entry per trigger occurrence in the row's answer

@@ -89,6 +89,30 @@ class ModalityLoad:
 
 
 @dataclass
+class OutputLoad:
+    """What one output plugin (a ``[LOC]`` box head, a ``[SEG]`` mask decoder) adds to a training step.
+
+    Attributes:
+        head_params: its trainable parameters: the head and its trigger tokens' embedding and LM-head rows.
+        frozen_params: its frozen pretrained module's parameters on the device (SAM's image encoder), 0 if none.
+        frozen_dtype: their dtype.
+        workspace_bytes: transient memory of its forward over one micro-batch (the plugin's
+            ``planned_workspace_bytes``); it runs after the LLM's forward, while every saved activation is alive.
+    """
+
+    head_params: int = 0
+    frozen_params: int = 0
+    frozen_dtype: str = "float32"
+    workspace_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice(self.frozen_dtype, DTYPE_BYTES, "frozen_dtype")
+        for name in ("head_params", "frozen_params", "workspace_bytes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)}: expected a non-negative number")
+
+
+@dataclass
 class PlanConfig:
     """A training setup to plan memory for.
 
@@ -116,6 +140,7 @@ class PlanConfig:
         lora_targets: module names LoRA wraps.
         lora_dropout: LoRA dropout (> 0 keeps a dropout mask and output per wrapped module).
         modalities: per modality name, its token and parameter load.
+        outputs: per output plugin name, its head, frozen module and forward workspace.
         text_tokens: text tokens per example (prompt + answer, after padding to the batch's longest).
         micro_batch: examples per forward/backward pass.
         grad_accumulation: micro-batches per optimiser step (gradients persist between them).
@@ -149,6 +174,7 @@ class PlanConfig:
     lora_targets: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
     lora_dropout: float = 0.0
     modalities: dict[str, ModalityLoad] = field(default_factory=dict)
+    outputs: dict[str, OutputLoad] = field(default_factory=dict)
     text_tokens: int = 256
     micro_batch: int = 4
     grad_accumulation: int = 1

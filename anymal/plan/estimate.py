@@ -15,8 +15,10 @@ allowance (a fraction of the dynamic memory plus, with a quantised LLM, two dequ
 
 Accuracy: weights, quantisation constants and optimizer states are exact; the activations autograd keeps match
 ``saved_tensors_hooks`` to the byte; measured peaks of CPU training steps (``bench/bench_plan_accuracy.py``) are
-within a few percent. The CUDA context size and the fragmentation fraction are assumptions (configurable), not
-measured here. Not modelled: the frozen encoders' forward activations (run under ``no_grad``, transient), attention
+within a few percent. The CUDA context and the fragmentation allowance are fitted to the 2026-11-30 H200
+measurements (``tests/plan/test_plan_cuda_measured.py``). Output plugins (``[LOC]``/``[SEG]`` heads) add their
+trainable heads, frozen modules and the forward workspace each plugin declares (``planned_workspace_bytes``).
+Not modelled: the input encoders' forward activations (run under ``no_grad``, transient), attention
 implementations other than SDPA (eager attention keeps ``s x s`` probabilities), and tensors a training loop keeps
 beyond the model outputs.
 """
@@ -112,6 +114,7 @@ class _Static:
     weights_note: str
     quant_consts: int
     encoders: int
+    output_frozen: int
     params: int
     params_note: str
     grads: int
@@ -152,8 +155,10 @@ def _static(cfg: PlanConfig, arch: Arch) -> _Static:
             + f"; embeddings/norms in {'float32 (kbit_prepare)' if upcast else cfg.llm_weights_dtype}"
         )
     encoders = sum(m.encoder_params * DTYPE_BYTES[m.encoder_dtype] for m in cfg.modalities.values())
+    output_frozen = sum(o.frozen_params * DTYPE_BYTES[o.frozen_dtype] for o in cfg.outputs.values())
 
     numels: list[int] = [m.projector_params for m in cfg.modalities.values() if m.projector_params]
+    numels += [o.head_params for o in cfg.outputs.values() if o.head_params]
     layer_numels: list[int] = []
     head_numels: list[int] = []
     if cfg.lora_rank:
@@ -184,11 +189,14 @@ def _static(cfg: PlanConfig, arch: Arch) -> _Static:
         trained.append(f"LoRA r={cfg.lora_rank} on {'/'.join(cfg.lora_targets)}")
     if any(m.projector_params for m in cfg.modalities.values()):
         trained.append("projectors")
+    if any(o.head_params for o in cfg.outputs.values()):
+        trained.append("output heads")
     return _Static(
         weights=weights,
         weights_note=note,
         quant_consts=consts,
         encoders=encoders,
+        output_frozen=output_frozen,
         params=params,
         params_note=f"{sum(numels) / 1e6:.2f}M in {cfg.trainable_dtype}: {', '.join(trained) or 'none'}",
         grads=params,
@@ -227,6 +235,7 @@ def estimate(cfg: PlanConfig) -> MemoryEstimate:
         Component("llm weights", st.weights, st.weights_note),
         Component("quantisation constants", st.quant_consts, "absmax / scales of the quantised weights"),
         Component("encoder weights", st.encoders, "frozen modality encoders on the device"),
+        Component("output plugin frozen weights", st.output_frozen, "e.g. SAM's image encoder"),
         Component("trainable parameters", st.params, st.params_note),
         Component("optimizer states", st.optimizer, cfg.optimizer),
     ]
@@ -263,6 +272,15 @@ def estimate(cfg: PlanConfig) -> MemoryEstimate:
         if total > worst_total:
             worst, worst_total = parts, total
     phases["layer backward"] = worst
+    workspace = sum(o.workspace_bytes for o in cfg.outputs.values())
+    heads_note = ", ".join(name for name, out in cfg.outputs.items() if out.workspace_bytes)
+    if workspace:  # output heads run after the LLM's forward: every saved activation and the logits are alive
+        phases["output heads forward"] = [
+            Component("activations", L * saved_per_layer + head, f"{ckpt_note}; {d.batch} x {d.seq} tokens"),
+            Component("logits", logits, "tokens x vocab, computed before the heads run"),
+            Component("output heads workspace", workspace, heads_note),
+            Component("kv cache", kv_cache, "use_cache=true"),
+        ]
     phases["optimizer step"] = [
         Component("gradients", 0 if accumulate else st.grads, "all trainable parameters"),
         Component("optimizer step workspace", st.step_workspace, "AdamW temporaries"),

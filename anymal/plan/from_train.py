@@ -8,6 +8,9 @@ Where each number comes from:
 * per plugin: LLM tokens per item (``num_tokens``), and the frozen encoder's and the projector's parameter counts
   from the plugin itself, built on the meta device (no memory, no weights: ``pretrained`` is set to ``None`` for
   the build). The encoder's dtype is the plugin config's ``encoder_dtype`` (``auto``: bfloat16 on CUDA);
+* per output plugin (``model.outputs``: ``[LOC]``, ``[SEG]`` heads): the trainable head and trigger-token rows,
+  the frozen module (SAM's image encoder) built on the meta device from the plugin's ``architecture_config``, and
+  the forward workspace the plugin declares (``planned_workspace_bytes``);
 * batch (``batch_size``, ``grad_accum``), ``gradient_checkpointing`` and LoRA (``lora.*``, instruct stage only;
   QLoRA's ``prepare_model_for_kbit_training`` upcast included) from the training fields.
 
@@ -35,7 +38,7 @@ from torch import nn
 
 from anymal.errors import AnyMALError, ConfigError
 from anymal.plan.arch import PRESETS
-from anymal.plan.config import LLMArchConfig, ModalityLoad, PlanConfig
+from anymal.plan.config import DTYPE_BYTES, LLMArchConfig, ModalityLoad, OutputLoad, PlanConfig
 
 # planner-only knobs accepted next to the trainer's own key=value overrides
 PLAN_KEYS = ("budget_gib", "text_tokens", "target_tokens", "device", "cuda_context_gib", "allocator_overhead")
@@ -148,6 +151,42 @@ def plugin_counts(name: str, plugin_config: Any, llm_hidden: int) -> tuple[int, 
     return _COUNTS[key]
 
 
+_OUTPUT_COUNTS: dict[str, tuple[int, int, str, Any]] = {}
+
+
+def output_counts(name: str, output_config: Any, llm_hidden: int) -> tuple[int, int, str, Any]:
+    """``(trainable params, frozen params, frozen dtype, plugin)`` of an output plugin: its head plus its trigger
+    tokens' embedding and LM-head rows (two rows of ``llm_hidden`` per token: anymal never ties them), and its
+    frozen module, built on the meta device from the plugin's ``architecture_config``.
+
+    Raises:
+        ConfigError: the plugin cannot be built on the meta device (the message names it and the cause).
+    """
+    from anymal.registry import get_output_plugin
+
+    key = json.dumps([name, dataclasses.asdict(output_config), llm_hidden], sort_keys=True, default=str)
+    if key not in _OUTPUT_COUNTS:
+        plugin_class = get_output_plugin(output_config.plugin_type or name)
+        try:
+            plugin = plugin_class(plugin_class(output_config).architecture_config())
+            with meta_device(), torch.random.fork_rng(devices=[]):
+                head = plugin.build_head(llm_hidden)
+                frozen = plugin.build_frozen()
+        except ConfigError as exc:
+            raise ConfigError(f"model.outputs.{name}: {exc}") from None
+        except (AnyMALError, OSError, RuntimeError, NotImplementedError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"model.outputs.{name}: cannot build the output plugin on the meta device to count its parameters "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        rows = 2 * len(plugin.tokens) * llm_hidden
+        frozen_params = sum(p.numel() for p in frozen.parameters()) if frozen is not None else 0
+        dtypes = {str(p.dtype).removeprefix("torch.") for p in frozen.parameters()} if frozen is not None else set()
+        frozen_dtype = dtypes.pop() if len(dtypes) == 1 else "float32"
+        _OUTPUT_COUNTS[key] = (sum(p.numel() for p in head.parameters()) + rows, frozen_params, frozen_dtype, plugin)
+    return _OUTPUT_COUNTS[key]
+
+
 def _deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
@@ -194,6 +233,7 @@ def model_section(config: Any, config_path: str | Path | None = None) -> tuple[d
         pairs = [(None, Path(p)) for p in init]
     llm: dict[str, Any] | None = None
     modalities: dict[str, Any] = {}
+    outputs: dict[str, Any] = {}  # a checkpoint brings every output plugin it holds (compose_pretrained)
     notes = []
     for name, folder in pairs:
         if folder.is_dir():
@@ -212,6 +252,7 @@ def model_section(config: Any, config_path: str | Path | None = None) -> tuple[d
         for plugin, plugin_cfg in (stored.get("modalities") or {}).items():
             if name is None or plugin == name:
                 modalities[name or plugin] = plugin_cfg
+        outputs.update(stored.get("outputs") or {})
     over = dict(config.model.get("llm") or {})
     quant = over.pop("quantization", None)
     llm = _deep_update(llm or {}, over)
@@ -220,7 +261,8 @@ def model_section(config: Any, config_path: str | Path | None = None) -> tuple[d
     elif isinstance(quant, dict):
         llm["quantization"] = {**(llm.get("quantization") or {}), **quant}
     modalities.update(config.model.get("modalities") or {})
-    return {"llm": llm, "modalities": modalities}, notes
+    outputs.update(config.model.get("outputs") or {})
+    return {"llm": llm, "modalities": modalities, "outputs": outputs}, notes
 
 
 def resolve_encoder_dtype(value: str, device: str) -> str:
@@ -279,6 +321,18 @@ def plan_from_train(
         loads = {n: dataclasses.replace(m, items_per_example=int(n == largest)) for n, m in loads.items()}
     lora = config.stage == "instruct" and config.lora.rank > 0
     quantized = quant.mode != "none"
+    outputs: dict[str, OutputLoad] = {}
+    for name, output_config in model.outputs.items():
+        head, frozen, frozen_dtype, plugin = output_counts(name, output_config, hidden)
+        act_bytes = 2 if config.mixed_precision != "no" else DTYPE_BYTES[frozen_dtype]
+        workspace = plugin.planned_workspace_bytes(config.batch_size, act_bytes)
+        outputs[name] = OutputLoad(
+            head_params=head, frozen_params=frozen, frozen_dtype=frozen_dtype, workspace_bytes=workspace
+        )
+        notes.append(
+            f"output {name}: head + token rows {head / 1e6:.2f}M (trained), frozen {frozen / 1e6:.1f}M in "
+            f"{frozen_dtype}, forward workspace {workspace / 2**30:.2f} GiB at batch {config.batch_size}"
+        )
     data: dict[str, Any] = dict(
         llm=llm,
         quantization=quant.mode,
@@ -292,6 +346,7 @@ def plan_from_train(
         lora_dropout=config.lora.dropout if lora else 0.0,
         kbit_prepare=True,
         modalities=loads,
+        outputs=outputs,
         micro_batch=config.batch_size,
         grad_accumulation=config.grad_accum,
         gradient_checkpointing=config.gradient_checkpointing,

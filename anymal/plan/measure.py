@@ -37,7 +37,8 @@ from anymal.plan.config import LLMArchConfig, ModalityLoad, PlanConfig, plan_con
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "131072", "MALLOC_ARENA_MAX": "2"}
 
 
-def _proc_status_bytes() -> dict[str, int]:
+def proc_status_bytes() -> dict[str, int]:
+    """This process's peak (``VmHWM``), resident (``VmRSS``), anonymous and file-backed sizes, in bytes."""
     out = {}
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -47,7 +48,8 @@ def _proc_status_bytes() -> dict[str, int]:
     return out
 
 
-def _reset_peak() -> None:
+def reset_peak() -> None:
+    """Resets ``VmHWM`` to the present resident size (Linux ``clear_refs``), so the next peak is measured afresh."""
     with open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")
 
@@ -336,14 +338,14 @@ def measure(
         del parts
         gc.collect()
 
-        before = _proc_status_bytes()
+        before = proc_status_bytes()
         model, projectors, optimizer = build_training_setup(cfg, seed, work)
         gc.collect()
-        built = _proc_status_bytes()
-        _reset_peak()
-        ready = _proc_status_bytes()
+        built = proc_status_bytes()
+        reset_peak()
+        ready = proc_status_bytes()
         seconds = _steps(cfg, model, projectors, optimizer, steps, seed)
-        after = _proc_status_bytes()
+        after = proc_status_bytes()
         tensors = _tensor_bytes(model, projectors, optimizer)
     model_bytes = built["RssAnon"] - before["RssAnon"]
     steps_peak = after["VmHWM"] - ready["VmRSS"]

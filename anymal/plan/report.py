@@ -48,6 +48,7 @@ def describe(est: MemoryEstimate) -> str:
         f"{training}, {cfg.compute_dtype}; micro-batch {cfg.micro_batch} x {cfg.seq_len} tokens "
         f"(text {cfg.text_tokens}{'; ' + mods if mods else ''}); gradient checkpointing "
         f"{'on' if cfg.gradient_checkpointing else 'off'}; {cfg.optimizer}; {cfg.device}"
+        + (f"; output plugins {', '.join(cfg.outputs)}" if cfg.outputs else "")
     )
 
 

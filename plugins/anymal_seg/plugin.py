@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from anymal.errors import DataError, InputError
+from anymal.errors import ConfigError, DataError, InputError
 from anymal.output_plugin import OutputPlugin, RowInputs, TriggerStates
 from anymal_box import PixelFrame
 from anymal_seg.config import SegConfig
@@ -74,6 +77,43 @@ class SegPlugin(OutputPlugin):
 
     def build_head(self, llm_dim: int) -> nn.Module:
         return SegHead(self._sam(), llm_dim, self.config.projection_dim)
+
+    # --- memory planning -----------------------------------------------------------------------------------
+    def architecture_config(self) -> SegConfig:
+        """``sam: <folder>`` becomes ``sam_config: <its config.json>``: the planner builds SAM on the meta device,
+        where ``from_pretrained`` cannot run. ConfigError naming the folder when its config.json is not there."""
+        if self.config.sam is None:
+            return self.config
+        config_file = Path(self.config.sam).expanduser() / "config.json"
+        try:
+            architecture = json.loads(config_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"seg: sam={self.config.sam!r}: the memory planner reads SAM's architecture from {config_file} "
+                f"({type(exc).__name__}: {exc}); give sam_config (a SamConfig dict) to plan without the checkpoint"
+            ) from None
+        if not isinstance(architecture, dict):
+            raise ConfigError(f"seg: sam={self.config.sam!r}: {config_file} does not hold a JSON object")
+        return dataclasses.replace(self.config, sam=None, sam_config=architecture)
+
+    def planned_workspace_bytes(self, rows: int, dtype_bytes: int) -> int:
+        """SAM's image encoder on ``rows`` images (the embedding cache's misses; a first epoch misses them all).
+
+        Its attention adds a decomposed relative-position bias of ``heads x n x n`` per image at a global layer
+        (``n`` = patches; 16 x 4096 x 4096 for ViT-H at 1024 px) and, measured on CPU with transformers 5.24's
+        SDPA attention, the peak holds two such blocks; the token activations add about ``n x (6 hidden +
+        mlp_dim)`` elements (tests/plan/test_plan_outputs.py measures both on a small SAM)."""
+        vision = self._sam().config.vision_config
+        grid = vision.image_size // vision.patch_size
+        tokens = grid * grid
+        heads = vision.num_attention_heads
+        attention = tokens * tokens if vision.global_attn_indexes else 0
+        if len(vision.global_attn_indexes) < vision.num_hidden_layers and vision.window_size > 0:
+            windows = math.ceil(grid / vision.window_size) ** 2
+            attention = max(attention, windows * vision.window_size**4)
+        mlp_dim = vision.mlp_dim or int(vision.hidden_size * vision.mlp_ratio)
+        per_image = 2 * heads * attention + tokens * (6 * vision.hidden_size + mlp_dim)
+        return rows * per_image * dtype_bytes
 
     # --- data ----------------------------------------------------------------------------------------------
     def prepare(self, row: RowInputs, labels: Sequence[Any] | None) -> dict[str, Any]:
