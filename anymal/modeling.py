@@ -22,7 +22,7 @@ from anymal.generation import GenerationMixin
 from anymal.llm import freeze, keep_quantized_layout, llm_context_length, llm_hidden_size, load_llm, load_tokenizer
 from anymal.lora import has_lora
 from anymal.output_plugin import OutputPlugin, RowInputs
-from anymal.plugin import ModalityPlugin, place_frozen_encoder
+from anymal.plugin import ModalityPlugin, place_frozen, place_frozen_encoder
 from anymal.pretrained import build_from_checkpoint, load_plugin
 from anymal.processing import IGNORE_INDEX, PromptEncoder, unpad_rows
 from anymal.registry import get_output_plugin, get_plugin
@@ -134,7 +134,7 @@ class AnyMAL(GenerationMixin, nn.Module):
         device = self.device
         frozen = plugin.build_frozen()
         if frozen is not None:
-            self.output_frozen[name] = freeze(frozen).to(device)
+            self.output_frozen[name] = place_frozen(freeze(frozen), output_config.frozen_dtype, device)
         self.heads[name] = plugin.build_head(llm_hidden_size(self.llm)).to(device)
         embed, head = base_modules(self.llm)
         # the new tokens get separate input and output rows even when the LLM ties its embeddings: a tied row is

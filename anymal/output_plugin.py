@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from anymal.errors import ConfigError
+from anymal.plugin import ENCODER_DTYPES
 
 TAPS = ("before", "at")
 
@@ -44,12 +45,16 @@ class OutputPluginConfig:
             the token (u-LLaVA's and LISA's convention), or ``"at"``, the state at the token itself.
         loss_weight: a factor on all of this plugin's loss terms (each term has its own weight in the plugin's
             config too).
+        frozen_dtype: the dtype of the plugin's frozen module (:meth:`OutputPlugin.build_frozen`) on the device,
+            as input plugins' ``encoder_dtype``: ``auto`` (bfloat16 on CUDA, float32 elsewhere), ``float32``,
+            ``bfloat16`` or ``float16``. Ignored by a plugin without a frozen module.
     """
 
     plugin_type: str = ""
     tokens: list[str] = field(default_factory=list)
     tap: str = "before"
     loss_weight: float = 1.0
+    frozen_dtype: str = "auto"
 
     def __post_init__(self) -> None:
         if self.tap not in TAPS:
@@ -61,6 +66,8 @@ class OutputPluginConfig:
             raise ConfigError(f"tokens: {self.tokens} lists a token twice")
         if not self.loss_weight >= 0:
             raise ConfigError(f"loss_weight={self.loss_weight}: expected a number >= 0")
+        if self.frozen_dtype not in ENCODER_DTYPES:
+            raise ConfigError(f"frozen_dtype={self.frozen_dtype!r}: expected one of {', '.join(ENCODER_DTYPES)}")
 
 
 @dataclass(frozen=True)

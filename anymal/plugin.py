@@ -66,9 +66,16 @@ def place_frozen_encoder(encoder: nn.Module, config: PluginConfig, device: torch
 
     ``AnyMAL._attach`` calls it in place of ``encoder.to(device)``.
     """
+    return place_frozen(encoder, getattr(config, "encoder_dtype", "float32"), device)
+
+
+def place_frozen(encoder: nn.Module, dtype_setting: str, device: torch.device | str) -> nn.Module:
+    """Moves a frozen module to ``device`` in the dtype ``dtype_setting`` names (see :func:`encoder_dtype_for`),
+    keeping the fingerprint of its weights as built so that checkpoints move between devices. Input plugins'
+    encoders and output plugins' frozen modules (SAM's image encoder) go through it."""
     from anymal.fingerprint import fingerprint_module
 
-    dtype = encoder_dtype_for(getattr(config, "encoder_dtype", "float32"), device)
+    dtype = encoder_dtype_for(dtype_setting, device)
     floating = [t for t in (*encoder.parameters(), *encoder.buffers()) if t.is_floating_point()]
     if any(t.dtype != dtype for t in floating) and not hasattr(encoder, ENCODER_FINGERPRINT_ATTR):
         # the weights as built: a checkpoint saved on CUDA (bf16 encoder) still matches on a CPU (float32), and back

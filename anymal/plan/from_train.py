@@ -151,11 +151,11 @@ def plugin_counts(name: str, plugin_config: Any, llm_hidden: int) -> tuple[int, 
     return _COUNTS[key]
 
 
-_OUTPUT_COUNTS: dict[str, tuple[int, int, str, Any]] = {}
+_OUTPUT_COUNTS: dict[str, tuple[int, int, Any]] = {}
 
 
-def output_counts(name: str, output_config: Any, llm_hidden: int) -> tuple[int, int, str, Any]:
-    """``(trainable params, frozen params, frozen dtype, plugin)`` of an output plugin: its head plus its trigger
+def output_counts(name: str, output_config: Any, llm_hidden: int) -> tuple[int, int, Any]:
+    """``(trainable params, frozen params, plugin)`` of an output plugin: its head plus its trigger
     tokens' embedding and LM-head rows (two rows of ``llm_hidden`` per token: anymal never ties them), and its
     frozen module, built on the meta device from the plugin's ``architecture_config``.
 
@@ -181,9 +181,7 @@ def output_counts(name: str, output_config: Any, llm_hidden: int) -> tuple[int, 
             ) from None
         rows = 2 * len(plugin.tokens) * llm_hidden
         frozen_params = sum(p.numel() for p in frozen.parameters()) if frozen is not None else 0
-        dtypes = {str(p.dtype).removeprefix("torch.") for p in frozen.parameters()} if frozen is not None else set()
-        frozen_dtype = dtypes.pop() if len(dtypes) == 1 else "float32"
-        _OUTPUT_COUNTS[key] = (sum(p.numel() for p in head.parameters()) + rows, frozen_params, frozen_dtype, plugin)
+        _OUTPUT_COUNTS[key] = (sum(p.numel() for p in head.parameters()) + rows, frozen_params, plugin)
     return _OUTPUT_COUNTS[key]
 
 
@@ -323,15 +321,17 @@ def plan_from_train(
     quantized = quant.mode != "none"
     outputs: dict[str, OutputLoad] = {}
     for name, output_config in model.outputs.items():
-        head, frozen, frozen_dtype, plugin = output_counts(name, output_config, hidden)
+        head, frozen, plugin = output_counts(name, output_config, hidden)
+        frozen_dtype = resolve_encoder_dtype(output_config.frozen_dtype, device)
         act_bytes = 2 if config.mixed_precision != "no" else DTYPE_BYTES[frozen_dtype]
-        workspace = plugin.planned_workspace_bytes(config.batch_size, act_bytes)
+        workspace = plugin.planned_workspace_bytes(config.batch_size, act_bytes)  # frozen_dtype's, or autocast's
         outputs[name] = OutputLoad(
             head_params=head, frozen_params=frozen, frozen_dtype=frozen_dtype, workspace_bytes=workspace
         )
         notes.append(
-            f"output {name}: head + token rows {head / 1e6:.2f}M (trained), frozen {frozen / 1e6:.1f}M in "
-            f"{frozen_dtype}, forward workspace {workspace / 2**30:.2f} GiB at batch {config.batch_size}"
+            f"output {name}: head + token rows {head / 1e6:.2f}M (trained), "
+            + (f"frozen {frozen / 1e6:.1f}M in {frozen_dtype}" if frozen else "no frozen module")
+            + f", forward workspace {workspace / 2**30:.2f} GiB at batch {config.batch_size}"
         )
     data: dict[str, Any] = dict(
         llm=llm,

@@ -2,9 +2,10 @@
 
 SAM's image encoder is frozen, so an image's embedding never changes while the decoder trains: it is the costliest
 part of a step (a ViT-H at 1024 px) and is computed under ``no_grad`` once. Keys are the sha256 of the preprocessed
-pixels (what the encoder actually sees) plus the encoder's weight fingerprint, so another SAM or another input size
-never reads a stale entry. The disk cache stores one safetensors file per image
-(``<folder>/<encoder key>/<aa>/<digest>.safetensors``), written atomically, like ``anymal.train``'s feature cache.
+pixels (what the encoder actually sees) plus the encoder's weight fingerprint (and its dtype when not float32), so
+another SAM, another input size or a bf16 copy never reads a stale entry. The disk cache stores one safetensors file
+per image (``<folder>/<encoder key>/<aa>/<digest>.safetensors``), written atomically, like ``anymal.train``'s
+feature cache.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ class EmbeddingCache:
         """Embeddings ``[B, C, g, g]`` of the ``B`` images (``pixels`` ``[B, 3, S, S]``, keys alike); ``encoder``
         maps pixels to embeddings (its weights' fingerprint is part of the disk key)."""
         if self._encoder_key is None:
-            self._encoder_key = fingerprint_module(encoder)[:20]
+            # the fingerprint is of the weights as built; a bf16 copy of them (frozen_dtype) gets its own entries
+            dtype = next(encoder.parameters()).dtype
+            suffix = "" if dtype == torch.float32 else "-" + str(dtype).removeprefix("torch.")
+            self._encoder_key = fingerprint_module(encoder)[:20] + suffix
         found: dict[int, torch.Tensor] = {}
         for i, key in enumerate(keys):
             value = self.memory.get(key)

@@ -202,7 +202,8 @@ class SegPlugin(OutputPlugin):
         pixels = torch.stack([batch["pixels"][r] for r in used]).to(weight.device, weight.dtype)
         embeddings = self.cache.get_many([batch["keys"][r] for r in used], pixels, frozen)
         index = {r: i for i, r in enumerate(used)}
-        per_occurrence = embeddings[[index[r] for r in rows]].to(device)
+        # the head (trainable, float32) reads them in its own dtype even when SAM sits in bf16 (frozen_dtype)
+        per_occurrence = embeddings[[index[r] for r in rows]].to(device, states.states.dtype)
         dense, positions = prompt_inputs(frozen, len(rows), states.states.dtype)
         return head(states.states, per_occurrence, dense.to(device), positions.to(device))
 

@@ -226,3 +226,41 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
         assert torch.equal(a, b), name
     image = [photo()]
     assert np.array_equal(_generate(model, image).masks[0].data, _generate(loaded, image).masks[0].data)
+
+
+# --- frozen_dtype: SAM's frozen parts in bf16 (the default on CUDA) -------------------------------------------------
+def test_sam_in_bfloat16_matches_float32_and_trains_the_float32_head(tmp_path):
+    mask = np.zeros((48, 64), bool)
+    mask[5:20, 5:40] = True
+    outs, losses = {}, {}
+    for dtype in ("float32", "bfloat16"):
+        model = tiny_model(frozen_dtype=dtype)
+        model.set_trainable()
+        assert {p.dtype for p in model.output_frozen["seg"].parameters()} == {getattr(torch, dtype)}
+        assert {p.dtype for p in model.heads["seg"].parameters()} == {torch.float32}
+        out = _forward(model, _batch(model, tmp_path, [[encode_mask(mask)], [None, encode_mask(~mask)]]))
+        sum(out.output_losses.values()).backward()  # no autocast: the bf16 embeddings meet a float32 head
+        assert model.heads["seg"].projection[0].weight.grad.isfinite().all()
+        outs[dtype], losses[dtype] = out.outputs["seg"][1].detach(), sum(out.output_losses.values()).item()
+    assert outs["bfloat16"].dtype == torch.float32
+    cosine = torch.nn.functional.cosine_similarity(outs["bfloat16"].flatten(), outs["float32"].flatten(), dim=0)
+    # measured on this tiny random SAM: cosine 0.9999+, loss within 0.1%
+    assert cosine > 0.999 and losses["bfloat16"] == pytest.approx(losses["float32"], rel=0.01)
+
+
+def test_a_bfloat16_sam_checkpoint_loads_and_keeps_its_own_embedding_cache(tmp_path):
+    model = tiny_model(frozen_dtype="bfloat16", embedding_cache=str(tmp_path / "cache"))
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = AnyMAL.from_pretrained(tmp_path / "ckpt")  # the frozen fingerprint is of the weights as built
+    assert next(loaded.output_frozen["seg"].parameters()).dtype == torch.bfloat16
+    assert fingerprint_module(loaded.output_frozen["seg"]) == fingerprint_module(tiny_model().output_frozen["seg"])
+    _forward(model, _batch(model, tmp_path, [[None]]))
+    float32 = tiny_model(embedding_cache=str(tmp_path / "cache"))
+    _forward(float32, _batch(float32, tmp_path, [[None]]))
+    assert float32.output_plugins["seg"].cache.computed == 1  # a bf16 embedding is not served to a float32 SAM
+    assert len({p.parent.parent.name for p in (tmp_path / "cache").rglob("*.safetensors")}) == 2
+
+
+def test_frozen_dtype_is_validated():
+    with pytest.raises(ConfigError, match="frozen_dtype='int8'"):
+        SegConfig(sam_config=tiny_sam_config(), frozen_dtype="int8")
