@@ -1,5 +1,6 @@
 """CUDA checks (``pytest -m gpu``; skipped without a CUDA device): 4-bit loading, batched == single generation,
-a training step, and the memory planner against ``torch.cuda.max_memory_reserved``.
+a training step, the memory planner against ``torch.cuda.max_memory_reserved``, and SAM's frozen parts in bf16
+under a training ``[SEG]`` head (``frozen_dtype: auto``).
 
 Models are random LLaMAs saved to temporary folders and the dependency-free ``toy`` plugin of ``anymal.testing``,
 so the checks need no network, no weights and no open_clip. The bigger setup of the planner check (a 1B-shaped
@@ -112,3 +113,43 @@ def _longest_text_row(config, llm) -> int:
             ids = encoder.encode_conversation(e.turns, {"toy": 1}, chat=False, where="")[0]
             longest = max(longest, sum(1 for t in ids if t > SENTINEL_BASE))
     return longest
+
+
+def _seg_rows(tmp_path, rows: int = 4):
+    from PIL import Image
+
+    lines = []
+    for i in range(rows):
+        pixels = torch.randint(0, 256, (48, 64, 3), generator=torch.Generator().manual_seed(i), dtype=torch.uint8)
+        Image.fromarray(pixels.numpy()).save(tmp_path / f"p{i}.png")
+        mask = [[8.0 + i, 8.0, 40.0, 8.0, 40.0, 30.0, 8.0 + i, 30.0]]  # one COCO polygon per [SEG]
+        lines.append(json.dumps({"id": str(i), "media": {"image": str(tmp_path / f"p{i}.png")},
+                                 "conversations": [{"role": "user", "content": "<image>\nSegment the box."},
+                                                   {"role": "assistant", "content": "It is [SEG]."}],
+                                 "targets": {"seg": [mask]}}))  # fmt: skip
+    data = tmp_path / "seg.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    return data
+
+
+def test_sam_sits_in_bf16_on_cuda_and_the_seg_head_trains(tmp_path):
+    """``frozen_dtype: auto`` puts SAM's frozen parts in bf16 on CUDA; a 4-bit model with the [SEG] head trains."""
+    from anymal.config import config_to_dict
+    from anymal.registry import get_output_plugin, get_plugin
+    from anymal.train.config import DataSpec, TrainConfig
+    from anymal.train.loop import train
+
+    model = tiny_anymal(plugins=("image",), quantization="4bit", outputs=("seg",))
+    expected = torch.bfloat16 if model.device.type == "cuda" else torch.float32
+    assert {p.dtype for p in model.output_frozen["seg"].parameters()} == {expected}
+    config = model.config
+    config.modalities = {"image": get_plugin("image").tiny_config()}
+    config.outputs = {"seg": get_output_plugin("seg").tiny_config()}
+    data = [DataSpec(kind="conversations", path=str(_seg_rows(tmp_path)))]
+    run = TrainConfig(
+        model=config_to_dict(config), stage="instruct", data=data, output_dir=str(tmp_path / "run"), batch_size=2,
+        lr=1e-3, mixed_precision="bf16" if model.device.type == "cuda" else "no", log_every=1, on_error="raise",
+        max_steps=4,
+    )  # fmt: skip
+    result = train(run)
+    assert result.steps == 4 and bool(torch.isfinite(torch.tensor(result.losses)).all())
