@@ -70,24 +70,7 @@ def check_encoder(model, record: PluginRecord) -> None:
 
 def load_projector(model, name: str, weights: dict[str, torch.Tensor], source: Path) -> None:
     """Copies stored projector weights into ``model.projectors[name]``, checking names and shapes."""
-    projector = model.projectors[name]
-    expected = projector.state_dict()
-    missing, unexpected = set(expected) - set(weights), set(weights) - set(expected)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{source}: projector weights of {name!r} do not match the projector built from its config "
-            f"(missing: {sorted(missing)[:5]}, unexpected: {sorted(unexpected)[:5]})"
-        )
-    for key, value in weights.items():
-        if expected[key].shape != value.shape:
-            raise CheckpointError(
-                f"{source}: projector {name!r} {key} has shape {tuple(value.shape)}, "
-                f"the model expects {tuple(expected[key].shape)}"
-            )
-    device = model.device
-    with torch.no_grad():
-        for key, target in expected.items():
-            target.copy_(weights[key].to(device=device, dtype=target.dtype))
+    load_module_weights(model.projectors[name], weights, source, f"projector {name!r}")
 
 
 def load_module_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path, what: str) -> None:

@@ -119,42 +119,43 @@ def unregister_output_plugin(name: str) -> None:
     _registered_outputs.pop(name, None)
 
 
+def _lookup(name: str, registered: dict, loaded: dict, entry_points, base: type, kind: str, example: str) -> Any:
+    """One lookup for both plugin kinds: registered first, then already-loaded entry points, then a fresh load
+    (``entry_points()`` gives the kind's entry points by name)."""
+    if name in registered:
+        return registered[name]
+    if name in loaded:
+        return loaded[name]
+    eps = entry_points()
+    group = OUTPUT_ENTRY_POINT_GROUP if base is OutputPlugin else ENTRY_POINT_GROUP
+    if name not in eps:
+        installed = sorted(set(eps) | set(registered))
+        raise PluginError(
+            f"unknown {kind} {name!r}. Installed {kind}s: {', '.join(installed) or 'none'}. "
+            f"Install a package that registers it under the {group!r} entry-point group "
+            f"(pip install <package>), or call anymal.register_plugin({example})."
+        )
+    cls = _load_entry_point(name, eps[name], base)
+    loaded[name] = cls
+    return cls
+
+
 def get_plugin(name: str) -> type[ModalityPlugin]:
     """The plugin class registered under ``name``; an unknown name lists the installed plugins."""
-    if name in _registered:
-        return _registered[name]
-    if name in _loaded:
-        return _loaded[name]
-    eps = _entry_points()
-    if name not in eps:
-        installed = sorted(set(eps) | set(_registered))
-        raise PluginError(
-            f"unknown plugin {name!r}. Installed plugins: {', '.join(installed) or 'none'}. "
-            f"Install a plugin package that registers it under the {ENTRY_POINT_GROUP!r} entry-point group "
-            "(pip install <package>), or call anymal.register_plugin(YourPluginClass)."
-        )
-    cls = _load_entry_point(name, eps[name])
-    _loaded[name] = cls
-    return cls
+    return _lookup(name, _registered, _loaded, _entry_points, ModalityPlugin, "plugin", "YourPluginClass")
 
 
 def get_output_plugin(name: str) -> type[OutputPlugin]:
     """The output plugin class registered under ``name``; an unknown name lists the installed output plugins."""
-    if name in _registered_outputs:
-        return _registered_outputs[name]
-    if name in _loaded_outputs:
-        return _loaded_outputs[name]
-    eps = _output_entry_points()
-    if name not in eps:
-        installed = sorted(set(eps) | set(_registered_outputs))
-        raise PluginError(
-            f"unknown output plugin {name!r}. Installed output plugins: {', '.join(installed) or 'none'}. "
-            f"Install a package that registers it under the {OUTPUT_ENTRY_POINT_GROUP!r} entry-point group "
-            "(pip install <package>), or call anymal.register_plugin(YourOutputPluginClass)."
-        )
-    cls = _load_entry_point(name, eps[name], OutputPlugin)
-    _loaded_outputs[name] = cls
-    return cls
+    return _lookup(
+        name,
+        _registered_outputs,
+        _loaded_outputs,
+        _output_entry_points,
+        OutputPlugin,
+        "output plugin",
+        "YourOutputPluginClass",
+    )
 
 
 def registered_names() -> list[str]:

@@ -320,13 +320,52 @@ def _check(condition: bool, message: str) -> None:
         raise AssertionError(message)
 
 
+def _seeded(build, seed: int = 0):
+    """``build()`` under a fixed torch seed, leaving the caller's random state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def _check_rebuilds_identically(module: nn.Module, rebuilt: nn.Module | None, message: str) -> None:
+    """Building twice from one config must give the same weights (a checkpoint records their fingerprint)."""
+    _check(rebuilt is not None and fingerprint_module(module) == fingerprint_module(rebuilt), message)
+
+
+def _trainable_params(module: nn.Module, message: str) -> list[nn.Parameter]:
+    params = list(module.parameters())
+    _check(bool(params) and all(p.requires_grad for p in params), message)
+    return params
+
+
+def _reloaded(module: nn.Module, build):
+    """A fresh ``build()`` (under another seed) given ``module``'s state through safetensors bytes."""
+    from safetensors.torch import load, save
+
+    blob = save({k: v.contiguous() for k, v in module.state_dict().items()})
+    reloaded = _seeded(build, seed=1)
+    reloaded.load_state_dict(load(blob))
+    return reloaded
+
+
+def _check_rejects(call, bads: Iterable[Any], error: type[Exception], what: str, method: str) -> None:
+    """Every bad value must raise ``error`` from ``call``: not be accepted, not crash with another type."""
+    for bad in bads:
+        try:
+            call(bad)
+        except error:
+            continue
+        except Exception as exc:
+            raise AssertionError(f"{what} {bad!r:.60} raised {type(exc).__name__}, not {error.__name__}") from exc
+        raise AssertionError(f"{what} {bad!r:.60} was accepted; {method} must raise {error.__name__}")
+
+
 def check_plugin_contract(plugin: str | type[ModalityPlugin], llm_dim: int = 32, atol: float = 1e-5) -> None:
     """Runs one plugin through the contract the core relies on; raises ``AssertionError`` naming what failed.
 
     Checks: config round trip; deterministic encoder; shapes and dtypes; frozen encoder / trainable projector;
     projector save/load round trip (bit-exact); batch-vs-single parity; bad inputs raise ``InputError``.
     """
-    from safetensors.torch import load, save
 
     from anymal.llm import freeze
 
@@ -339,15 +378,13 @@ def check_plugin_contract(plugin: str | type[ModalityPlugin], llm_dim: int = 32,
     instance = cls(config)
 
     encoder = freeze(instance.build_encoder())
-    _check(
-        fingerprint_module(encoder) == fingerprint_module(cls(config).build_encoder()),
+    _check_rebuilds_identically(
+        encoder,
+        cls(config).build_encoder(),
         f"{name}: building the encoder twice from the same config gives different weights (seed the init)",
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        projector = instance.build_projector(llm_dim)
-    params = list(projector.parameters())
-    _check(bool(params) and all(p.requires_grad for p in params), f"{name}: projector parameters must be trainable")
+    projector = _seeded(lambda: instance.build_projector(llm_dim))
+    params = _trainable_params(projector, f"{name}: projector parameters must be trainable")
 
     raws = instance.example_inputs()
     _check(len(raws) >= 2, f"{name}: example_inputs() must give at least two inputs")
@@ -371,22 +408,11 @@ def check_plugin_contract(plugin: str | type[ModalityPlugin], llm_dim: int = 32,
             f"{name}: item 0 encodes differently alone than in a batch (max diff "
             f"{(single[0] - tokens[0]).abs().max():.3g})",
         )
-        blob = save({k: v.contiguous() for k, v in projector.state_dict().items()})
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(1)
-            reloaded = instance.build_projector(llm_dim)
-        reloaded.load_state_dict(load(blob))
+        reloaded = _reloaded(projector, lambda: instance.build_projector(llm_dim))
         again_tokens = instance.project(reloaded, feats)
         _check(torch.equal(again_tokens, tokens.detach()), f"{name}: projector save/load round trip is not bit-exact")
 
-    for bad in instance.bad_inputs():
-        try:
-            instance.preprocess(bad)
-        except InputError:
-            continue
-        except Exception as exc:
-            raise AssertionError(f"{name}: bad input {bad!r:.60} raised {type(exc).__name__}, not InputError") from exc
-        raise AssertionError(f"{name}: bad input {bad!r:.60} was accepted; preprocess must raise InputError")
+    _check_rejects(instance.preprocess, instance.bad_inputs(), InputError, f"{name}: bad input", "preprocess")
 
 
 # --- golden manifests ----------------------------------------------------------------------------------------------
@@ -469,7 +495,6 @@ def check_output_plugin_contract(plugin: str | type[OutputPlugin], llm_dim: int 
     rows without any trigger (N = 0) at inference; batch-vs-single parity; head save/load round trip (bit-exact);
     bad labels raise an ``AnyMALError``.
     """
-    from safetensors.torch import load, save
 
     from anymal.errors import AnyMALError
     from anymal.llm import freeze
@@ -489,16 +514,14 @@ def check_output_plugin_contract(plugin: str | type[OutputPlugin], llm_dim: int 
     frozen = instance.build_frozen()
     if frozen is not None:
         frozen = freeze(frozen)
-        other = cls(config).build_frozen()
-        _check(
-            other is not None and fingerprint_module(frozen) == fingerprint_module(other),
+        _check_rebuilds_identically(
+            frozen,
+            cls(config).build_frozen(),
             f"{name}: building the frozen module twice from the same config gives different weights (seed it)",
         )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        head = instance.build_head(llm_dim)
-    params = list(head.parameters())
-    _check(bool(params) and all(p.requires_grad for p in params), f"{name}: head parameters must be trainable")
+    head = _seeded(lambda: instance.build_head(llm_dim))
+    params = _trainable_params(head, f"{name}: head parameters must be trainable")
+    _check_plannable(cls, instance, head, frozen, llm_dim)
 
     rows = instance.example_rows()
     _check(len(rows) >= 2, f"{name}: example_rows() must give at least two rows")
@@ -546,23 +569,48 @@ def check_output_plugin_contract(plugin: str | type[OutputPlugin], llm_dim: int 
                 torch.allclose(single, batched[: counts[0]], atol=atol, rtol=1e-4),
                 f"{name}: row 0 decodes differently alone than in a batch",
             )
-        blob = save({k: v.contiguous() for k, v in head.state_dict().items()})
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(1)
-            reloaded = instance.build_head(llm_dim)
-        reloaded.load_state_dict(load(blob))
+        reloaded = _reloaded(head, lambda: instance.build_head(llm_dim))
         again_out = instance.forward(reloaded, frozen, states, batch)
         if isinstance(again_out, torch.Tensor):
             _check(torch.equal(again_out, batched), f"{name}: head save/load round trip is not bit-exact")
 
     row, labels = rows[0]
-    for bad in instance.bad_labels():
-        try:
-            instance.prepare(row, [bad, *labels[1:]])
-        except AnyMALError:
-            continue
-        except Exception as exc:
-            raise AssertionError(
-                f"{name}: bad label {bad!r:.60} raised {type(exc).__name__}, not an AnyMALError"
-            ) from exc
-        raise AssertionError(f"{name}: bad label {bad!r:.60} was accepted; prepare must raise an AnyMALError")
+    _check_rejects(
+        lambda bad: instance.prepare(row, [bad, *labels[1:]]),
+        instance.bad_labels(),
+        AnyMALError,
+        f"{name}: bad label",
+        "prepare",
+    )
+
+
+def _check_plannable(cls: type[OutputPlugin], instance: OutputPlugin, head: nn.Module, frozen, llm_dim: int) -> None:
+    """The memory planner builds the plugin from ``architecture_config()`` on the meta device and asks
+    ``planned_workspace_bytes``: both must work offline and count what the real build holds."""
+    from anymal.plan.from_train import meta_device
+
+    name = cls.name
+    architecture = instance.architecture_config()
+    _check(
+        isinstance(architecture, cls.config_class),
+        f"{name}: architecture_config() is not a {cls.config_class.__name__}",
+    )
+    planned = cls(architecture)
+    with meta_device(), torch.random.fork_rng(devices=[]):
+        meta_head, meta_frozen = planned.build_head(llm_dim), planned.build_frozen()
+
+    def numel(module: nn.Module | None) -> int:
+        return 0 if module is None else sum(p.numel() for p in module.parameters())
+
+    _check(
+        numel(meta_head) == numel(head) and numel(meta_frozen) == numel(frozen),
+        f"{name}: built from architecture_config() on the meta device the head/frozen module have "
+        f"{numel(meta_head)}/{numel(meta_frozen)} parameters, the real build {numel(head)}/{numel(frozen)}: "
+        "the memory planner would miscount this plugin",
+    )
+    one, four = instance.planned_workspace_bytes(1, 4), instance.planned_workspace_bytes(4, 4)
+    _check(
+        isinstance(one, int) and isinstance(four, int) and 0 <= one <= four,
+        f"{name}: planned_workspace_bytes must be whole bytes that do not shrink with more rows (1 row: {one!r}, "
+        f"4 rows: {four!r})",
+    )

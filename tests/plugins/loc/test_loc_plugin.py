@@ -110,3 +110,30 @@ def test_modality_without_geometry_is_a_config_error():
 def test_bad_configs_name_the_field(overrides, message):
     with pytest.raises(ConfigError, match=message):
         LocConfig(**overrides)
+
+
+class _MisplannedLoc(LocPlugin):
+    """A plugin whose architecture_config() names a smaller head than the one it trains."""
+
+    name = "misplanned_loc"
+
+    def architecture_config(self) -> LocConfig:
+        config = LocConfig(**{**self.config.__dict__})
+        config.projection_dim = self.config.projection_dim // 2
+        return config
+
+
+class _ShrinkingWorkspaceLoc(LocPlugin):
+    name = "shrinking_loc"
+
+    def planned_workspace_bytes(self, rows: int, dtype_bytes: int) -> int:
+        return 1000 // rows
+
+
+@pytest.mark.parametrize(
+    ("plugin_class", "message"),
+    [(_MisplannedLoc, "memory planner would miscount"), (_ShrinkingWorkspaceLoc, "do not shrink with more rows")],
+)
+def test_contract_kit_catches_a_plugin_the_planner_would_miscount(plugin_class, message):
+    with pytest.raises(AssertionError, match=message):
+        check_output_plugin_contract(plugin_class)
