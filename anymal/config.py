@@ -208,18 +208,7 @@ class AnyMALConfig:
             got = type(raw_modalities).__name__
             raise ConfigError(f"modalities: expected a mapping {{plugin name: plugin config}}, got {got}")
         for name, sub in raw_modalities.items():
-            if dataclasses.is_dataclass(sub):
-                sub = config_to_dict(sub)
-            if sub is not None and not isinstance(sub, dict):
-                raise ConfigError(
-                    f"modalities.{name}: expected a mapping (the plugin's config), got {type(sub).__name__}"
-                )
-            try:
-                plugin_cls = get_plugin((sub or {}).get("plugin_type") or name)
-            except PluginError as exc:
-                raise ConfigError(f"modalities.{name}: {exc}") from None
-            sub = dict(sub or {}, plugin_type=plugin_cls.name)
-            modalities[name] = config_from_dict(plugin_cls.config_class, sub, f"modalities.{name}")
+            modalities[name] = _typed_plugin_config(f"modalities.{name}", name, sub, get_plugin)
         seed = data.get("seed", 0)
         if not isinstance(seed, int):
             raise ConfigError(f"seed={seed!r}: expected an integer")
@@ -251,16 +240,21 @@ def _output_configs(raw: Any, modalities: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"outputs: expected a mapping {{output plugin name: config}}, got {type(raw).__name__}")
     outputs = {}
     for name, sub in raw.items():
-        if dataclasses.is_dataclass(sub):
-            sub = config_to_dict(sub)
-        if sub is not None and not isinstance(sub, dict):
-            raise ConfigError(f"outputs.{name}: expected a mapping (the plugin's config), got {type(sub).__name__}")
         if name in modalities:
             raise ConfigError(f"outputs.{name}: {name!r} is already a modality; give the output plugin another name")
-        try:
-            plugin_cls = get_output_plugin((sub or {}).get("plugin_type") or name)
-        except PluginError as exc:
-            raise ConfigError(f"outputs.{name}: {exc}") from None
-        sub = dict(sub or {}, plugin_type=plugin_cls.name)
-        outputs[name] = config_from_dict(plugin_cls.config_class, sub, f"outputs.{name}")
+        outputs[name] = _typed_plugin_config(f"outputs.{name}", name, sub, get_output_plugin)
     return outputs
+
+
+def _typed_plugin_config(where: str, name: str, sub: Any, lookup: Any) -> Any:
+    """One plugin's config section as its plugin's typed config: the plugin found by ``plugin_type`` (default: the
+    section's name) through ``lookup`` (``get_plugin`` or ``get_output_plugin``); errors name ``where``."""
+    if dataclasses.is_dataclass(sub):
+        sub = config_to_dict(sub)
+    if sub is not None and not isinstance(sub, dict):
+        raise ConfigError(f"{where}: expected a mapping (the plugin's config), got {type(sub).__name__}")
+    try:
+        plugin_cls = lookup((sub or {}).get("plugin_type") or name)
+    except PluginError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return config_from_dict(plugin_cls.config_class, dict(sub or {}, plugin_type=plugin_cls.name), where)

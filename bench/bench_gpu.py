@@ -494,12 +494,9 @@ def generate() -> dict[str, Any]:
     return {**out, **mem()}
 
 
-@phase("train_align")
-def train_align(folder: Path, work: Path) -> dict[str, Any]:
-    from anymal.modeling import AnyMAL
-
-    MODEL.pop("m", None)
-    config = train_config(folder, work, pairs(work, 24), "align", "run_align")
+def planned_and_timed(config, folder: Path) -> tuple[dict[str, Any], list[int]]:
+    """Plans ``config`` at its longest batch, trains it (16-row epochs), and reports the plan's error against the
+    measured nvml peak (positive: the planner is conservative). Returns the results and the batches' lengths."""
     lengths = batch_lengths(config, folder, -(-ARGS.steps * 4 // 16))
     plan = plan_of(config, max(lengths))
     out = timed_train(config, epoch_rows=16)
@@ -507,6 +504,16 @@ def train_align(folder: Path, work: Path) -> dict[str, Any]:
     out["plan"] = plan
     if out.get("nvml_peak_gib"):
         out["plan_error_pct"] = round(100 * (plan["peak_gib"] / out["nvml_peak_gib"] - 1), 1)
+    return out, lengths
+
+
+@phase("train_align")
+def train_align(folder: Path, work: Path) -> dict[str, Any]:
+    from anymal.modeling import AnyMAL
+
+    MODEL.pop("m", None)
+    config = train_config(folder, work, pairs(work, 24), "align", "run_align")
+    out, lengths = planned_and_timed(config, folder)
     # the same run with batches padded to a multiple of 64 tokens: no new shapes after the first step
     original, fuse = padded_fuse(64)
     AnyMAL.fuse = fuse  # type: ignore[method-assign]
@@ -526,14 +533,7 @@ def instruct_qlora(folder: Path, work: Path) -> dict[str, Any]:
 
     lora = LoRASpec(rank=64, alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
     config = train_config(folder, work, pairs(work, 24), "instruct", "run_instruct", lora=lora)
-    lengths = batch_lengths(config, folder, -(-ARGS.steps * 4 // 16))
-    plan = plan_of(config, max(lengths))
-    out = timed_train(config, epoch_rows=16)
-    shape_rows(out, lengths)
-    out["plan"] = plan
-    if out.get("nvml_peak_gib"):
-        out["plan_error_pct"] = round(100 * (plan["peak_gib"] / out["nvml_peak_gib"] - 1), 1)
-    return out
+    return planned_and_timed(config, folder)[0]
 
 
 @phase("llava_ratio")

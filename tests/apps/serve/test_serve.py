@@ -294,16 +294,9 @@ def test_concurrent_requests_are_batched_with_the_same_answers(client, server_ap
         return client.chat.completions.create(model="tiny", messages=prompts[i], max_tokens=lengths[i], temperature=0)
 
     alone = [ask(i) for i in range(4)]
-    calls, engine.batch_wait_s = engine.generate_calls, 0.5
+    calls = engine.generate_calls
     together: dict = {}
-    try:
-        threads = [threading.Thread(target=lambda i=i: together.__setitem__(i, ask(i))) for i in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-    finally:
-        engine.batch_wait_s = 0.01
+    _at_once(engine, [lambda i=i: together.__setitem__(i, ask(i)) for i in range(4)])
     assert engine.generate_calls - calls < 4  # at least two of them shared a generate call
     for i in range(4):
         assert together[i].choices[0].message.content == alone[i].choices[0].message.content
@@ -324,15 +317,7 @@ def test_a_bad_request_in_a_batch_fails_alone(client, server_app):
         except openai.BadRequestError as exc:
             outcomes[i] = exc
 
-    engine.batch_wait_s = 0.5
-    try:
-        threads = [threading.Thread(target=ask, args=(i,)) for i in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-    finally:
-        engine.batch_wait_s = 0.01
+    _at_once(engine, [lambda i=i: ask(i) for i in range(3)])
     assert isinstance(outcomes[1], openai.BadRequestError)
     assert outcomes[1].body["param"] == "messages[0].content[1]"
     assert outcomes[0].choices[0].message.content == outcomes[2].choices[0].message.content
@@ -374,3 +359,16 @@ def test_a_failing_batched_generate_retries_each_job_alone(model):
         assert engine._pending == 0
     finally:
         engine.close()
+
+
+def _at_once(engine, calls) -> None:
+    """Runs ``calls`` on threads while the engine waits 0.5 s to gather a batch, so that they share generate calls."""
+    engine.batch_wait_s = 0.5
+    try:
+        threads = [threading.Thread(target=call) for call in calls]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        engine.batch_wait_s = 0.01
