@@ -85,6 +85,18 @@ def require_asset(relpath: str | os.PathLike = "", pattern: str | None = None, m
     )
 
 
+def captioned_photos(ordered: bool = False) -> list[tuple[Path, str]]:
+    """The shared COCO photos that have a reference caption, as ``(path, caption)`` pairs, in ``captions.json``'s
+    order (``ordered``: by file name); the caption set the training tests, presets and benches align on."""
+    captions = json.loads(asset("images/captions.json").read_text())
+    items = sorted(captions.items()) if ordered else list(captions.items())
+    return [
+        (asset("images") / name, info["clipcap_generated_caption"])
+        for name, info in items
+        if isinstance(info, dict) and info.get("clipcap_generated_caption")
+    ]
+
+
 def __getattr__(name: str) -> Path:
     # the older constants, resolved when they are read so that they follow ANYMAL_ASSETS too
     relpaths = {"ASSETS": "", "LLAMA2_TOKENIZER": LLAMA2_TOKENIZER_ASSET, "STORIES260K": STORIES260K_ASSET}

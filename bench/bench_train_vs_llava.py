@@ -65,7 +65,7 @@ from common import best_of, report
 from anymal.config import AnyMALConfig, LLMConfig
 from anymal.modeling import AnyMAL
 from anymal.processing import IGNORE_INDEX, SENTINEL_BASE
-from anymal.testing import LLAMA2_TOKENIZER_ASSET, asset, tiny_llm_folder
+from anymal.testing import LLAMA2_TOKENIZER_ASSET, asset, captioned_photos, tiny_llm_folder
 from anymal_image import ImagePluginConfig
 
 LR = 2e-4
@@ -191,12 +191,7 @@ def build_llava(size: Size, image_token_id: int):
 # --- the batch -------------------------------------------------------------------------------------------------
 def caption_pairs(folder: Path, batch: int) -> Path:
     """A JSONL of real COCO photos and captions, as an alignment dataset file."""
-    captions = json.loads(asset("images/captions.json").read_text())
-    rows = [
-        {"image": str(asset("images") / name), "caption": info["clipcap_generated_caption"]}
-        for name, info in sorted(captions.items())
-        if "clipcap_generated_caption" in info
-    ]
+    rows = [{"image": str(photo), "caption": caption} for photo, caption in captioned_photos(ordered=True)]
     path = folder / "pairs.jsonl"
     path.write_text("".join(json.dumps(rows[i % len(rows)]) + "\n" for i in range(batch)))
     return path

@@ -4,16 +4,13 @@ import json
 
 import pytest
 
+from anymal.testing import captioned_photos
+
 
 @pytest.fixture(scope="session")
 def photo_pairs(tmp_path_factory, assets):
     folder = tmp_path_factory.mktemp("preset_data")
-    captions = json.loads((assets / "images" / "captions.json").read_text())
-    rows = [
-        {"image": str(assets / "images" / name), "caption": info["clipcap_generated_caption"]}
-        for name, info in captions.items()
-        if isinstance(info, dict) and info.get("clipcap_generated_caption")
-    ]
+    rows = [{"image": str(photo), "caption": caption} for photo, caption in captioned_photos()]
     path = folder / "pairs.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

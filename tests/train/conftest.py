@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from anymal.testing import ToyPlugin, write_toy_input
+from anymal.testing import ToyPlugin, captioned_photos, write_toy_input
 from anymal.train import load_train_config
 from anymal_image import ImagePlugin
 
@@ -19,12 +19,7 @@ from anymal_image import ImagePlugin
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory, assets):
     folder = tmp_path_factory.mktemp("data")
-    captions = json.loads((assets / "images" / "captions.json").read_text())
-    rows = [
-        {"image": str(assets / "images" / name), "caption": info["clipcap_generated_caption"]}
-        for name, info in captions.items()
-        if isinstance(info, dict) and info.get("clipcap_generated_caption")
-    ]
+    rows = [{"image": str(photo), "caption": caption} for photo, caption in captioned_photos()]
     rows.append({"image": "missing.jpg", "caption": "a missing photo"})
     rows.append({"image": str(assets / "images" / "grace_hopper.jpg"), "caption": ""})
     path = folder / "pairs.jsonl"

@@ -22,7 +22,7 @@ import torch
 from anymal import AnyMAL
 from anymal.checkpoint import read_trainable_state
 from anymal.registry import get_plugin
-from anymal.testing import require_asset
+from anymal.testing import captioned_photos, require_asset
 from anymal.train import load_train_config, train
 from anymal.train.config import DataSpec
 from anymal.train.dataset import Collator, TrainingDataset, read_examples
@@ -42,12 +42,8 @@ def _write(folder: Path, name: str, rows: list[dict]) -> Path:
 def datasets(tmp_path_factory) -> dict[str, Path]:
     """One caption file per modality, from the real assets."""
     folder = tmp_path_factory.mktemp("chain_data")
-    captions = json.loads(require_asset("images/captions.json").read_text())
-    images = [
-        {"media": str(require_asset(f"images/{name}")), "caption": info["clipcap_generated_caption"]}
-        for name, info in sorted(captions.items())
-        if isinstance(info, dict) and info.get("clipcap_generated_caption")
-    ][:4]
+    require_asset("images/captions.json")
+    images = [{"media": str(photo), "caption": caption} for photo, caption in captioned_photos(ordered=True)][:4]
     with require_asset("audio/esc50_meta_subset.csv").open() as handle:
         sounds = [
             {"media": str(require_asset(f"audio/esc50_{row['filename']}")), "caption": f"a {row['category']} sound"}
