@@ -12,7 +12,7 @@ import av
 import numpy as np
 
 from anymal.errors import InputError
-from anymal_video.probe import describe_streams
+from anymal_video.probe import select_stream
 from anymal_video.source import FFMPEG_ERRORS, MediaSource, _reason, python_logging_off
 
 
@@ -25,21 +25,6 @@ class AudioTrack(NamedTuple):
     @property
     def duration_s(self) -> float:
         return len(self.samples) / self.sample_rate
-
-
-def _select_audio(container: av.container.InputContainer, stream_index: int | None, name: str, where: str):
-    if stream_index is None:
-        stream = container.streams.best("audio")
-        if stream is None:
-            raise InputError(f"{where}: {name} has no audio track (streams: {describe_streams(container)})")
-        return stream
-    if stream_index >= len(container.streams) or container.streams[stream_index].type != "audio":
-        tracks = [s.index for s in container.streams.audio]
-        raise InputError(
-            f"{where}: {name} has no audio stream #{stream_index} (streams: {describe_streams(container)}); "
-            f"set audio_stream_index to one of {tracks} or None for the best one"
-        )
-    return container.streams[stream_index]
 
 
 @python_logging_off()  # decoders are freed before PyAV's log callback comes back (see source.py)
@@ -66,7 +51,7 @@ def extract_audio_track(raw: Any, stream_index: int | None = None, where: str = 
     """
     source = MediaSource.from_raw(raw, where)
     with source.open(where) as container:
-        stream = _select_audio(container, stream_index, source.name, where)
+        stream = select_stream(container, "audio", stream_index, source.name, where, "audio_stream_index")
         if stream.codec_context is None:
             raise InputError(f"{where}: {source.name} audio stream #{stream.index} is in a codec FFmpeg does not know")
         label = f"{source.name} audio stream #{stream.index} ({stream.codec_context.name})"

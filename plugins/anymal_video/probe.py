@@ -63,28 +63,41 @@ def describe_streams(container: av.container.InputContainer) -> str:
     return ", ".join(parts) or "no streams"
 
 
-def select_video_stream(
-    container: av.container.InputContainer, stream_index: int | None, name: str, where: str = "video"
-) -> av.video.stream.VideoStream:
-    """The requested video stream, or FFmpeg's best one (``av_find_best_stream``) when ``stream_index`` is None."""
+def select_stream(
+    container: av.container.InputContainer,
+    kind: str,
+    stream_index: int | None,
+    name: str,
+    where: str,
+    index_field: str,
+):
+    """The requested ``kind`` ("video" or "audio") stream, or FFmpeg's best one (``av_find_best_stream``) when
+    ``stream_index`` is None. InputError naming the file, its streams and the config field ``index_field`` to set."""
     if stream_index is None:
         try:
-            stream = container.streams.best("video")
+            stream = container.streams.best(kind)
         except FFMPEG_ERRORS:
             stream = None
         if stream is None:
             raise InputError(
-                f"{where}: {name} has no video stream (streams: {describe_streams(container)}); "
-                "expected a file with a video track"
+                f"{where}: {name} has no {kind} {'stream' if kind == 'video' else 'track'} "
+                f"(streams: {describe_streams(container)}); expected a file with {kind} in it"
             )
         return stream
-    if stream_index >= len(container.streams) or container.streams[stream_index].type != "video":
-        videos = [s.index for s in container.streams.video]
+    if stream_index >= len(container.streams) or container.streams[stream_index].type != kind:
+        candidates = [s.index for s in getattr(container.streams, kind)]
         raise InputError(
-            f"{where}: {name} has no video stream #{stream_index} (streams: {describe_streams(container)}); "
-            f"set stream_index to one of {videos} or None for the best one"
+            f"{where}: {name} has no {kind} stream #{stream_index} (streams: {describe_streams(container)}); "
+            f"set {index_field} to one of {candidates} or None for the best one"
         )
     return container.streams[stream_index]
+
+
+def select_video_stream(
+    container: av.container.InputContainer, stream_index: int | None, name: str, where: str = "video"
+) -> av.video.stream.VideoStream:
+    """The requested video stream, or FFmpeg's best one when ``stream_index`` is None (see :func:`select_stream`)."""
+    return select_stream(container, "video", stream_index, name, where, "stream_index")
 
 
 def is_still_image_format(format_name: str) -> bool:
