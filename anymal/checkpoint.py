@@ -16,7 +16,9 @@ compose into one model (AnyMAL's stage 1 -> stage 2) and can be added, swapped o
     model.safetensors                other trainable weights, only if there are any
     tokenizer files                  with the chat template
 
-Format version 1 (before per-plugin folders: every projector in ``model.safetensors``, encoders in the top-level
+Version 2 is the per-plugin layout; a checkpoint with output plugins is written as version 3 (same layout) so
+that an anymal from before output plugins refuses it instead of building a model without its heads. Format
+version 1 (before per-plugin folders: every projector in ``model.safetensors``, encoders in the top-level
 ``fingerprints.json``) is still read. This module turns folders into :class:`CheckpointContents`; building a model
 from them is :mod:`anymal.pretrained`'s job, so this layer never imports the model.
 """
@@ -48,7 +50,8 @@ HEAD_NAME = "head.safetensors"
 TOKENS_NAME = "tokens.safetensors"
 ADAPTER_DIR = "adapter"
 FORMAT = "anymal"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # the newest layout this anymal writes; it reads 1 to FORMAT_VERSION
+PLUGINS_FORMAT_VERSION = 2  # per-plugin folders, no output plugins: what a checkpoint without outputs is written as
 _PROJECTOR_PREFIX = "projectors."
 _LLM_PREFIX = "llm."
 _HEAD_PREFIX = "heads."
@@ -175,7 +178,9 @@ def save_pretrained(
     with atomic_dir(path) as tmp:
         top = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            # 3 only when output plugins are stored: an anymal from before output plugins reads version 2 and
+            # would build the model without its heads; version 3 makes it refuse and say "upgrade anymal"
+            "format_version": FORMAT_VERSION if outputs else PLUGINS_FORMAT_VERSION,
             "anymal_version": anymal.__version__,
             "llm": config["llm"],
             "seed": config["seed"],
@@ -283,9 +288,9 @@ def _read_top(folder: Path) -> dict[str, Any]:
     if top.get("format") != FORMAT:
         raise CheckpointError(f'{folder / CONFIG_NAME}: not an anymal config (no "format": "anymal")')
     version = top.get("format_version", 1)
-    if version not in (1, FORMAT_VERSION):
+    if version not in range(1, FORMAT_VERSION + 1) or not isinstance(version, int) or isinstance(version, bool):
         raise CheckpointError(
-            f"{folder / CONFIG_NAME}: format_version {version!r}; this anymal ({anymal.__version__}) reads 1 and "
+            f"{folder / CONFIG_NAME}: format_version {version!r}; this anymal ({anymal.__version__}) reads 1 to "
             f"{FORMAT_VERSION}: upgrade anymal"
         )
     return top

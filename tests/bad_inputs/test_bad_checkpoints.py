@@ -46,6 +46,8 @@ CASES = {
         c / "config.json", lambda d: {**d, "modalities": ["toy", "audio"]}
     ),
     "future_format_version": lambda c, b: _edit_json(c / "config.json", lambda d: {**d, "format_version": 99}),
+    "next_format_version": lambda c, b: _edit_json(c / "config.json", lambda d: {**d, "format_version": 4}),
+    "float_format_version": lambda c, b: _edit_json(c / "config.json", lambda d: {**d, "format_version": 2.0}),
     "not_an_anymal_config": lambda c, b: _edit_json(c / "config.json", lambda d: {**d, "format": "llava"}),
     "llm_section_not_a_mapping": lambda c, b: _edit_json(c / "config.json", lambda d: {**d, "llm": "llama"}),
     "encoder_fingerprint_not_a_string": lambda c, b: _edit_json(
@@ -84,6 +86,8 @@ EXPECTED = {
     "modalities_not_a_list": r"modalities: expected a list of plugin names",
     "modalities_names_missing_folder": r"plugins/audio: missing",
     "future_format_version": r"format_version 99.*upgrade anymal",
+    "next_format_version": r"format_version 4; this anymal .* reads 1 to 3: upgrade anymal",
+    "float_format_version": r"format_version 2\.0.*upgrade anymal",
     "not_an_anymal_config": r"not an anymal config",
     "llm_section_not_a_mapping": r"llm: expected a mapping, got str",
     "encoder_fingerprint_not_a_string": r"encoder: expected a fingerprint string, got int",

@@ -1,4 +1,4 @@
-"""Output plugins in checkpoints (format 2: plugins/<name>/head.safetensors, tokens.safetensors) and in generate."""
+"""Output plugins in checkpoints (format 3: plugins/<name>/head.safetensors, tokens.safetensors) and in generate."""
 
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ def test_round_trip_is_bit_exact_with_its_own_files(loc_model, tmp_path):
     loc_model.save_pretrained(tmp_path / "ckpt")
     top = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert top["outputs"] == ["loc"] and top["modalities"] == ["image"]
+    assert top["format_version"] == 3  # an anymal from before output plugins refuses it (it reads 1 and 2)
     files = sorted(p.name for p in (tmp_path / "ckpt" / "plugins" / "loc").iterdir())
     assert files == ["config.json", "fingerprints.json", "head.safetensors", "tokens.safetensors"]
     again = AnyMAL.from_pretrained(tmp_path / "ckpt")
@@ -92,3 +93,13 @@ def test_composing_checkpoints_keeps_their_output_plugins(loc_model, tmp_path):
     assert list(composed.output_plugins) == ["loc"]
     for key, value in loc_model.trainable_state_dict().items():
         assert torch.equal(value, composed.trainable_state_dict()[key]), key
+
+
+def test_a_version_2_checkpoint_with_outputs_still_loads(loc_model, tmp_path):
+    """Checkpoints with outputs were written as version 2 before version 3 existed; they keep loading."""
+    loc_model.save_pretrained(tmp_path / "ckpt")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps({**config, "format_version": 2}))
+    again = AnyMAL.from_pretrained(tmp_path / "ckpt")
+    assert list(again.output_plugins) == ["loc"]
+    assert _forced_loc(again).boxes[0] == _forced_loc(loc_model).boxes[0]
