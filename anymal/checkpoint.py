@@ -211,7 +211,10 @@ def save_pretrained(
         if save_tokenizer and model.tokenizer is not None:
             model.tokenizer.save_pretrained(str(tmp))
         if hasattr(model.llm, "peft_config"):
-            model.llm.save_pretrained(str(tmp / ADAPTER_DIR), state_dict=lora)  # LoRA weights, in PEFT's format
+            # LoRA weights, in PEFT's format. Output plugins resize the vocabulary, so PEFT would turn on
+            # save_embedding_layers (and warn); the base embeddings stay frozen and fingerprinted, and the trigger
+            # tokens' rows are stored in plugins/<output>/tokens.safetensors
+            model.llm.save_pretrained(str(tmp / ADAPTER_DIR), state_dict=lora, save_embedding_layers=False)
 
 
 # --- reading -----------------------------------------------------------------------------------------------------

@@ -26,7 +26,29 @@ def fsdp2_on_cpu(config):
         reshard_after_forward=True,
     )
     accelerator.state.distributed_type = DistributedType.FSDP
+    prepare = accelerator.prepare
+
+    def prepare_and_report(*objects):
+        prepared = prepare(*objects)
+        report_sharded(prepared[0])
+        return prepared
+
+    accelerator.prepare = prepare_and_report
     return accelerator
+
+
+def report_sharded(model) -> None:
+    """Prints ``sharded: <module> ...`` (to stderr) for each of anymal's top-level trainable modules whose
+    parameters all became DTensors, so that a test can tell the run really was sharded."""
+    from torch.distributed.tensor import DTensor
+
+    owners: dict[str, list[bool]] = {}
+    for name, param in model.named_parameters():
+        owner = name.split(".")[0]
+        if owner != "llm":
+            owners.setdefault(owner, []).append(isinstance(param, DTensor))
+    sharded = sorted(owner for owner, kinds in owners.items() if all(kinds))
+    print("sharded: " + " ".join(sharded), file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ def _fsdp(config_path: Path, *extra: str, port: int) -> subprocess.CompletedProc
     command = [TORCHRUN, "--nproc_per_node", "2", "--master_port", str(port), str(WORKER), "--config"]
     result = subprocess.run([*command, str(config_path), *extra], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stderr.count("sharded: encoders projectors") == 2  # both ranks' trainable modules are DTensors
     return result
 
 
