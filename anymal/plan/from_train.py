@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,11 +81,22 @@ def meta_device() -> Iterator[None]:
         return original(self, *args, **kwargs)
 
     nn.Module.to = to  # type: ignore[method-assign,assignment]
+    quiet = _NoWeightsWarning()
+    logging.getLogger().addFilter(quiet)  # open_clip logs on the root logger
     try:
         with torch.device("meta"):
             yield
     finally:
         nn.Module.to = original  # type: ignore[method-assign]
+        logging.getLogger().removeFilter(quiet)
+
+
+class _NoWeightsWarning(logging.Filter):
+    """Drops open_clip's "No pretrained weights loaded ... initialized randomly" warning: a shapes-only build
+    loads no weights on purpose, and the warning read as if the plan were of a random model."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()
 
 
 _COUNTS: dict[str, tuple[int, int, str | None, str]] = {}
