@@ -505,7 +505,8 @@ def check_output_plugin_contract(plugin: str | type[OutputPlugin], llm_dim: int 
     any, rebuilt bit for bit); prepare/collate of the example rows; forward on one state per label; finite named
     loss terms whose gradient reaches the head and never the frozen module; one decoded value per row; a batch of
     rows without any trigger (N = 0) at inference; batch-vs-single parity; head save/load round trip (bit-exact);
-    bad labels raise an ``AnyMALError``.
+    bad labels raise an ``AnyMALError``; for the memory planner, ``architecture_config()`` builds modules with the
+    real build's parameter counts on the meta device and ``planned_workspace_bytes`` does not shrink with rows.
     """
 
     from anymal.errors import AnyMALError
